@@ -1,0 +1,176 @@
+/// One sequence's part of a batched forward: its new tokens and the cache they extend.
+public struct DecoderSequence {
+    /// Token ids to process, in order (at least one).
+    public var tokens: [Int32]
+    /// The sequence's cache; the tokens take positions `cache.length ..< cache.length + tokens.count`.
+    public var cache: KVCache
+
+    /// Pairs `tokens` with `cache`.
+    public init(tokens: [Int32], cache: KVCache) {
+        self.tokens = tokens
+        self.cache = cache
+    }
+}
+
+/// Which rows of logits a forward computes (the LM head is the largest product at decode time,
+/// and prefill rarely needs more than the last position's logits).
+public enum LogitSelection: Sendable {
+    /// Every new token's logits.
+    case all
+    /// Only each sequence's last new token.
+    case last
+    /// None (hidden states only).
+    case none
+}
+
+/// What a forward returns.
+public struct DecoderOutput {
+    /// `[N, C]`: the final (normed) hidden state of every new token, sequences back to back.
+    public let hidden: Tensor
+    /// `[N, V]` for `.all`, `[B, V]` for `.last`, nil for `.none`.
+    public let logits: Tensor?
+    /// The rows of `hidden` (and of `.all` logits) that belong to each sequence.
+    public let rowRanges: [Range<Int>]
+}
+
+/// A Llama-family decoder over f32 weights (DESIGN.md §2).
+///
+/// A batch is packed, not padded: the new tokens of every sequence are stacked into one
+/// `[N, C]` matrix so each projection is one GEMM over real tokens only, and attention runs per
+/// sequence against its own cache. A row's result therefore never depends on what else is in
+/// the batch. The decoder is immutable and may be shared by threads; caches may not.
+public final class Decoder: @unchecked Sendable {
+    /// Shapes and options.
+    public let config: ModelConfig
+    /// The frozen weights.
+    public let weights: DecoderWeights
+    let rotary: RotaryEmbedding
+
+    /// A decoder over `weights`.
+    public init(weights: DecoderWeights) {
+        config = weights.config
+        self.weights = weights
+        rotary = RotaryEmbedding(config: weights.config)
+    }
+
+    /// Loads `config.json` and the weights of a Hugging Face model folder.
+    public convenience init(folder: String) throws {
+        let config = try ModelConfig.load(folder: folder)
+        self.init(weights: try DecoderWeights.load(folder: folder, config: config))
+    }
+
+    /// Runs the new tokens of `sequences` through the model, appending their keys and values to
+    /// each sequence's cache. Throws (changing no cache) on an empty sequence, a token id outside
+    /// the vocabulary, or one cache given twice.
+    public func forward(_ sequences: [DecoderSequence], logits selection: LogitSelection = .last) throws -> DecoderOutput {
+        let c = config
+        guard !sequences.isEmpty else { throw MoRAgentError.invalidArgument("a forward needs at least one sequence") }
+        var seen = Set<ObjectIdentifier>()
+        var ranges: [Range<Int>] = []
+        var n = 0
+        for (s, seq) in sequences.enumerated() {
+            guard !seq.tokens.isEmpty else { throw MoRAgentError.invalidArgument("sequence \(s) has no tokens") }
+            guard seen.insert(ObjectIdentifier(seq.cache)).inserted else {
+                throw MoRAgentError.invalidArgument("sequence \(s) shares its cache with an earlier sequence")
+            }
+            guard seq.cache.width == c.keyValueWidth, seq.cache.layerCount == c.layerCount else {
+                throw MoRAgentError.invalidArgument("sequence \(s)'s cache was made for another model shape")
+            }
+            for t in seq.tokens where t < 0 || Int(t) >= c.vocabularySize {
+                throw MoRAgentError.invalidArgument("token id \(t) is outside the vocabulary of \(c.vocabularySize)")
+            }
+            ranges.append(n..<(n + seq.tokens.count))
+            n += seq.tokens.count
+        }
+        let width = c.hiddenSize, qkvWidth = c.qkvWidth, hd = c.headCount * c.headDimension
+        let inter = c.intermediateSize, half = c.headDimension / 2
+
+        // Activations, [rows, channels].
+        let x = Tensor(zeros: [n, width])            // residual stream
+        let h = Tensor(zeros: [n, width])            // normed input of a sub-block
+        let qkv = Tensor(zeros: [n, qkvWidth])
+        let attention = Tensor(zeros: [n, hd])
+        let gateUp = Tensor(zeros: [n, 2 * inter])
+        let act = Tensor(zeros: [n, inter])
+        let cosines = Tensor(zeros: [n, half]), sines = Tensor(zeros: [n, half])
+        var maxScores = 0
+        for (s, seq) in sequences.enumerated() {
+            let count = ranges[s].count
+            seq.cache.reserve(count)
+            maxScores = max(maxScores, count * (seq.cache.length + count))
+            for (i, t) in seq.tokens.enumerated() {
+                let row = ranges[s].lowerBound + i
+                (x.pointer + row * width).update(from: weights.embedding.pointer + Int(t) * width, count: width)
+                rotary.angles(position: seq.cache.length + i, cos: cosines.pointer + row * half, sin: sines.pointer + row * half)
+            }
+        }
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxScores)
+        defer { scores.deallocate() }
+
+        for (layerIndex, layer) in weights.layers.enumerated() {
+            // Attention block: x += o_proj(attn(rope(qkv(norm(x))))).
+            Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+            BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.qkv.pointer, outFeatures: qkvWidth, into: qkv.pointer)
+            if let b = layer.qkvBias { for r in 0..<n { Kernels.add(b.pointer, into: qkv.pointer + r * qkvWidth, count: qkvWidth) } }
+            for r in 0..<n {
+                let row = qkv.pointer + r * qkvWidth
+                Kernels.rotary(row, heads: c.headCount, headDimension: c.headDimension,
+                               cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
+                Kernels.rotary(row + hd, heads: c.keyValueHeadCount, headDimension: c.headDimension,
+                               cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
+            }
+            for (s, seq) in sequences.enumerated() {
+                let r0 = ranges[s].lowerBound, count = ranges[s].count, l0 = seq.cache.length
+                let keys = seq.cache.keys(layer: layerIndex), values = seq.cache.values(layer: layerIndex)
+                let kvw = c.keyValueWidth
+                for i in 0..<count {
+                    let src = qkv.pointer + (r0 + i) * qkvWidth
+                    (keys + (l0 + i) * kvw).update(from: src + hd, count: kvw)
+                    (values + (l0 + i) * kvw).update(from: src + hd + kvw, count: kvw)
+                }
+                Attention.forward(config: c, queries: qkv.pointer + r0 * qkvWidth, qStride: qkvWidth, count: count,
+                                  firstPosition: l0, keys: keys, values: values, scores: scores,
+                                  into: attention.pointer + r0 * hd, outStride: hd)
+            }
+            BLAS.linear(attention.pointer, rows: n, inFeatures: hd, weight: layer.output.pointer, outFeatures: width,
+                        into: x.pointer, accumulate: true)
+            if let b = layer.outputBias { for r in 0..<n { Kernels.add(b.pointer, into: x.pointer + r * width, count: width) } }
+
+            // MLP block: x += down(silu(gate(norm(x))) ⊙ up(norm(x))).
+            Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+            BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.gateUp.pointer, outFeatures: 2 * inter, into: gateUp.pointer)
+            if let b = layer.gateUpBias { for r in 0..<n { Kernels.add(b.pointer, into: gateUp.pointer + r * 2 * inter, count: 2 * inter) } }
+            for r in 0..<n {
+                let g = gateUp.pointer + r * 2 * inter
+                Kernels.siluMultiply(gate: g, up: g + inter, into: act.pointer + r * inter, count: inter)
+            }
+            BLAS.linear(act.pointer, rows: n, inFeatures: inter, weight: layer.down.pointer, outFeatures: width,
+                        into: x.pointer, accumulate: true)
+            if let b = layer.downBias { for r in 0..<n { Kernels.add(b.pointer, into: x.pointer + r * width, count: width) } }
+        }
+        for (s, seq) in sequences.enumerated() { seq.cache.advance(by: ranges[s].count) }
+
+        Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: weights.finalNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+        let logits: Tensor?
+        switch selection {
+        case .none:
+            logits = nil
+        case .all:
+            let l = Tensor(zeros: [n, c.vocabularySize])
+            BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: weights.lmHead.pointer, outFeatures: c.vocabularySize, into: l.pointer)
+            logits = l
+        case .last:
+            let b = sequences.count
+            let l = Tensor(zeros: [b, c.vocabularySize])
+            if b == n {
+                BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: weights.lmHead.pointer, outFeatures: c.vocabularySize, into: l.pointer)
+            } else {
+                let last = Tensor(zeros: [b, width])
+                for (s, r) in ranges.enumerated() { (last.pointer + s * width).update(from: h.pointer + (r.upperBound - 1) * width, count: width) }
+                BLAS.linear(last.pointer, rows: b, inFeatures: width, weight: weights.lmHead.pointer, outFeatures: c.vocabularySize, into: l.pointer)
+            }
+            logits = l
+        }
+        return DecoderOutput(hidden: h, logits: logits, rowRanges: ranges)
+    }
+}

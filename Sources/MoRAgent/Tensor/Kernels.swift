@@ -1,0 +1,155 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Element-wise and row-wise kernels: SIMD loops over raw buffers (the hot paths of every layer
+/// that are not matrix products). Shapes: `x[N, C]` rows of `C` channels, contiguous.
+public enum Kernels {
+    typealias V8 = SIMD8<Float>
+
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V8 {
+        UnsafeRawPointer(p).loadUnaligned(as: V8.self)
+    }
+
+    @inline(__always) static func store(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
+    }
+
+    /// `e^x` for eight lanes: Cody–Waite range reduction `x = n·ln2 + r`, then a degree-6 Taylor
+    /// polynomial on |r| ≤ ln2/2 (relative error below 2e-7, under f32's own rounding noise in
+    /// a softmax). Inputs are clamped to f32's finite exponent range.
+    @inline(__always) static func exp(_ x: V8) -> V8 {
+        let clamped = x.clamped(lowerBound: V8(repeating: -87.3), upperBound: V8(repeating: 88.7))
+        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+        var r = clamped - n * 0.693_359_375
+        r = r - n * -2.121_944_4e-4
+        var p = V8(repeating: 1.0 / 720)
+        p = p * r + 1.0 / 120
+        p = p * r + 1.0 / 24
+        p = p * r + 1.0 / 6
+        p = p * r + 0.5
+        p = p * r + 1
+        p = p * r + 1
+        let bits = (SIMD8<Int32>(n) &+ 127) &<< 23
+        return p * unsafeBitCast(bits, to: V8.self)
+    }
+
+    /// `y[i] += x[i]` for `n` elements (residual connections).
+    public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n { store(load(y + i) + load(x + i), y + i); i += 8 }
+        while i < n { y[i] += x[i]; i += 1 }
+    }
+
+    /// `y[i] += a · x[i]`.
+    public static func addScaled(_ x: UnsafePointer<Float>, scale a: Float, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        let va = V8(repeating: a)
+        while i + 8 <= n { store(load(y + i) + va * load(x + i), y + i); i += 8 }
+        while i < n { y[i] += a * x[i]; i += 1 }
+    }
+
+    /// RMSNorm of each row as transformers computes it: `w ⊙ x / sqrt(mean(x²) + eps)`.
+    /// `x[N, C]`, `weight[C]`, `out[N, C]` (may alias `x`).
+    public static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, columns c: Int, weight: UnsafePointer<Float>,
+                               eps: Float, into out: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let xr = x + r * c, yr = out + r * c
+            var acc = V8.zero
+            var i = 0
+            while i + 8 <= c { let v = load(xr + i); acc += v * v; i += 8 }
+            var sum = acc.sum()
+            while i < c { sum += xr[i] * xr[i]; i += 1 }
+            let inv = 1 / (sum / Float(c) + eps).squareRoot()
+            let vinv = V8(repeating: inv)
+            i = 0
+            while i + 8 <= c { store(load(xr + i) * vinv * load(weight + i), yr + i); i += 8 }
+            while i < c { yr[i] = xr[i] * inv * weight[i]; i += 1 }
+        }
+    }
+
+    /// SwiGLU's gate: `out[i] = silu(gate[i]) · up[i]`, `silu(g) = g / (1 + e^-g)`.
+    public static func siluMultiply(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                                    into out: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let g = load(gate + i)
+            store(g / (1 + exp(-g)) * load(up + i), out + i)
+            i += 8
+        }
+        while i < n { let g = gate[i]; out[i] = g / (1 + expf(-g)) * up[i]; i += 1 }
+    }
+
+    /// In-place softmax of one row of `n` logits; returns the log of the normaliser
+    /// (`max + log Σ e^(x - max)`), which turns the row into log-probabilities when subtracted.
+    @discardableResult
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) -> Float {
+        guard n > 0 else { return 0 }
+        let m = max(x, count: n)
+        var i = 0
+        var acc = V8.zero
+        let vm = V8(repeating: m)
+        while i + 8 <= n { let e = exp(load(x + i) - vm); store(e, x + i); acc += e; i += 8 }
+        var sum = acc.sum()
+        while i < n { let e = expf(x[i] - m); x[i] = e; sum += e; i += 1 }
+        scale(x, by: 1 / sum, count: n)
+        return m + logf(sum)
+    }
+
+    /// The largest of `n` values (`-inf` for none).
+    public static func max(_ x: UnsafePointer<Float>, count n: Int) -> Float {
+        var i = 0
+        var vmax = V8(repeating: -.infinity)
+        while i + 8 <= n { vmax = pointwiseMax(vmax, load(x + i)); i += 8 }
+        var m = vmax.max()
+        while i < n { m = Swift.max(m, x[i]); i += 1 }
+        return m
+    }
+
+    /// `x[i] *= a`.
+    public static func scale(_ x: UnsafeMutablePointer<Float>, by a: Float, count n: Int) {
+        var i = 0
+        let va = V8(repeating: a)
+        while i + 8 <= n { store(load(x + i) * va, x + i); i += 8 }
+        while i < n { x[i] *= a; i += 1 }
+    }
+
+    /// Rotary position embedding in transformers' rotate-half form, in place on `heads` heads of
+    /// width `d` laid out back to back: for `i < d/2`,
+    /// `(x_i, x_{i+d/2}) ← (x_i cos θ_i − x_{i+d/2} sin θ_i, x_{i+d/2} cos θ_i + x_i sin θ_i)`.
+    /// `cos[d/2]`, `sin[d/2]` hold the angles of this token's position.
+    public static func rotary(_ x: UnsafeMutablePointer<Float>, heads: Int, headDimension d: Int,
+                              cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        let half = d / 2
+        for h in 0..<heads {
+            let a = x + h * d, b = a + half
+            var i = 0
+            while i + 8 <= half {
+                let x1 = load(a + i), x2 = load(b + i), c = load(cos + i), s = load(sin + i)
+                store(x1 * c - x2 * s, a + i)
+                store(x2 * c + x1 * s, b + i)
+                i += 8
+            }
+            while i < half {
+                let x1 = a[i], x2 = b[i]
+                a[i] = x1 * cos[i] - x2 * sin[i]
+                b[i] = x2 * cos[i] + x1 * sin[i]
+                i += 1
+            }
+        }
+    }
+
+    /// `Σ x[i]·y[i]`.
+    public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) -> Float {
+        var i = 0
+        var acc = V8.zero
+        while i + 8 <= n { acc += load(x + i) * load(y + i); i += 8 }
+        var s = acc.sum()
+        while i < n { s += x[i] * y[i]; i += 1 }
+        return s
+    }
+}

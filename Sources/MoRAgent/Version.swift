@@ -1,0 +1,1 @@
+public let moragentVersionString = "0.1.0"
