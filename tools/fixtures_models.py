@@ -165,7 +165,9 @@ def _check_llama3_regimes(model) -> None:
 def _json_compact_lists(obj) -> str:
     """Indented JSON, but each list of numbers on one line (readable diffs)."""
     text = json.dumps(obj, indent=2)
-    return re.sub(r"\[\s*([-0-9.e,\s]+?)\s*\]",
+    # Only lists that json.dumps broke over lines ("[" + newline): string values
+    # never contain a raw newline, so text inside strings is never touched.
+    return re.sub(r"\[\n\s*([-+0-9.e,\s]+?)\s*\]",
                   lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
                   text)
 
@@ -305,6 +307,7 @@ def _make_one(out_dir: pathlib.Path, tokenizer_json: pathlib.Path, index: int,
     }
     (folder / "reference.json").write_text(_json_compact_lists(reference) + "\n",
                                            encoding="utf-8")
+    assert json.loads((folder / "reference.json").read_text(encoding="utf-8")) == reference
     # save_pretrained/safetensors create their files 0600; make the fixtures
     # plainly readable (git ignores the mode anyway, but copies keep it).
     for f in folder.iterdir():

@@ -312,11 +312,19 @@ def _rewrite_merges_legacy(path: pathlib.Path) -> None:
     _write_json(path, data)
 
 
-def _write_json(path: pathlib.Path, obj) -> None:
+def _write_json(path: pathlib.Path, obj, compact_numbers: bool = False) -> None:
     # ensure_ascii=False keeps the fixtures readable (CJK, emoji); sorted keys are
     # NOT used because tokenizer.json field order is what the library writes.
+    text = json.dumps(obj, ensure_ascii=False, indent=2)
+    if compact_numbers:
+        # Put each list of ids on one line.  Only lists json.dumps broke over
+        # lines ("[" + newline) qualify; JSON strings never hold a raw newline,
+        # so string contents are never touched.
+        text = re.sub(r"\[\n\s*([-0-9,\s]+?)\s*\]",
+                      lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
+                      text)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------
@@ -456,7 +464,9 @@ def make(out_dir: pathlib.Path) -> None:
     reference = {"tokenizers_version": tokenizers.__version__}
     for name, tok in toks.items():
         reference[name] = _cases_for(name, tok)
-    _write_json(out_dir / "reference.json", reference)
+    _write_json(out_dir / "reference.json", reference, compact_numbers=True)
+    # The compaction must not change the content.
+    assert json.loads((out_dir / "reference.json").read_text(encoding="utf-8")) == reference
 
     # A few spot checks that the cases exercise what they claim to.
     nfc_case = next(c for c in reference["bpe"] if c["text"].startswith("cafe\u0301 and"))

@@ -22,9 +22,15 @@ public enum Kernels {
     /// `e^x` for eight lanes: Cody–Waite range reduction `x = n·ln2 + r`, then a degree-6 Taylor
     /// polynomial on |r| ≤ ln2/2 (relative error below 2e-7, under f32's own rounding noise in
     /// a softmax). Inputs are clamped to f32's finite exponent range.
+    ///
+    /// Rounding and the float→int conversion use the 1.5·2²³ "magic number": adding it leaves
+    /// round-to-nearest(x) in the low mantissa bits. Swift's generic `SIMD8<Int32>(_:)` and
+    /// `rounded()` are not vectorised and cost more than the rest of the kernel together.
     @inline(__always) static func exp(_ x: V8) -> V8 {
+        let magic = V8(repeating: 0x1.8p23)
         let clamped = x.clamped(lowerBound: V8(repeating: -87.3), upperBound: V8(repeating: 88.7))
-        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+        let shifted = clamped * 1.442_695_04 + magic
+        let n = shifted - magic
         var r = clamped - n * 0.693_359_375
         r = r - n * -2.121_944_4e-4
         var p = V8(repeating: 1.0 / 720)
@@ -34,7 +40,8 @@ public enum Kernels {
         p = p * r + 0.5
         p = p * r + 1
         p = p * r + 1
-        let bits = (SIMD8<Int32>(n) &+ 127) &<< 23
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let bits = (integer &+ 127) &<< 23
         return p * unsafeBitCast(bits, to: V8.self)
     }
 
