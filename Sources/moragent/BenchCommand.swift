@@ -21,6 +21,7 @@ struct BenchForwardCommand: ParsableCommand {
     @Option(help: "Timed repetitions (median reported).") var repeats = 5
     @Option(help: "OpenBLAS threads.") var threads = 2
     @Option(help: "Comma list of workloads to skip: prefill,decode.") var skip = ""
+    @Option(help: "Comma list of decode batch sizes.") var batches = "1,8"
 
     func run() throws {
         let decoder: Decoder
@@ -48,7 +49,7 @@ struct BenchForwardCommand: ParsableCommand {
                        ("prefill_fraction_of_sgemm_peak", .number((p.gflops / peak).rounded(toPlaces: 3)))]
         }
         if !skipped.contains("decode") {
-            for b in [1, 8] {
+            for b in batches.split(separator: ",").compactMap({ Int($0) }) where b > 0 {
                 let d = try bench.decode(batch: b, promptTokens: 128, newTokens: 64)
                 result += [("decode_tokens_per_s_b\(b)", .number(d.tokensPerSecond.rounded(toPlaces: 1))),
                            ("decode_ms_per_step_b\(b)", .number((d.secondsPerStep * 1000).rounded(toPlaces: 3))),
