@@ -69,4 +69,26 @@ final class DecoderTests: XCTestCase {
         XCTAssertEqual(a.logits!.values, b.logits!.values)
         XCTAssertGreaterThan(maxDifference(a.logits!.pointer, c.logits!.pointer, 31), 1e-4)
     }
+
+    /// A long prefill (query blocks of 128, heads split over two threads) gives the logits of
+    /// decoding the same tokens one at a time (the single-query path), with and without a
+    /// sliding window shorter than the sequence.
+    func testLongPrefillMatchesTokenByTokenDecode() throws {
+        for window in [nil, 50] {
+            var config = ModelConfig(architecture: .mistral, hiddenSize: 32, intermediateSize: 40, layerCount: 2,
+                                     headCount: 4, keyValueHeadCount: 2, vocabularySize: 61, ropeTheta: 10000, tieWordEmbeddings: false)
+            config.slidingWindow = window
+            XCTAssertGreaterThanOrEqual(Attention.queryBlock * 300 * config.headCount, Attention.parallelThreshold)
+            let d = Decoder(weights: DecoderWeights.random(config: config, seed: 5))
+            let tokens = (0..<300).map { Int32(($0 * 37 + 11) % 61) }
+            let full = try d.forward([DecoderSequence(tokens: tokens, cache: KVCache(config: config))], logits: .all)
+            let cache = KVCache(config: config)
+            var worst: Float = 0
+            for (i, t) in tokens.enumerated() {
+                let step = try d.forward([DecoderSequence(tokens: [t], cache: cache)], logits: .last)
+                worst = max(worst, maxDifference(step.logits!.pointer, full.logits!.pointer + i * 61, 61))
+            }
+            XCTAssertLessThan(worst, 1e-4, "window \(String(describing: window))")
+        }
+    }
 }

@@ -1,44 +1,83 @@
+import Dispatch
+
 /// Causal grouped-query attention of one sequence's new tokens against its KV cache.
 ///
 /// Shapes: `n` new tokens at positions `L0 ..< L0+n`, the cache holding `L = L0 + n` positions
 /// after this step's keys were appended; `H` query heads share `KVH` key/value heads in groups
 /// of `H/KVH`. Scores go through BLAS (`sgemm` for a block of queries, `sgemv` for one).
 enum Attention {
+    /// Queries are processed in blocks of this many rows, each against only the keys it may see,
+    /// so a long causal prefill computes about half of the `n × L` score square.
+    static let queryBlock = 128
+    /// Below this many score entries per head, heads run one after another with OpenBLAS's own
+    /// threads; above, the heads are split over two threads with single-threaded BLAS calls,
+    /// which keeps both cores busy through the softmax and the small per-head products.
+    static let parallelThreshold = 64 * 1024
+
     /// Writes the attention output of `n` queries into `out` (`[n, H·D]`, row stride `outStride`).
     ///
     /// - `q`: `[n, H·D]` rotated queries with row stride `qStride`.
     /// - `keys`, `values`: `[L, KVH·D]` for this layer, rotated keys.
-    /// - `scores`: scratch of at least `n·L` floats.
+    /// - `scores`: scratch of at least `scoreCapacity(n:length:)` floats.
     static func forward(config c: ModelConfig, queries q: UnsafePointer<Float>, qStride: Int, count n: Int,
                         firstPosition l0: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                         scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, outStride: Int) {
-        let d = c.headDimension, kvw = c.keyValueWidth, groups = c.headCount / c.keyValueHeadCount
-        let length = l0 + n
-        let scale = 1 / Float(d).squareRoot()
-        for h in 0..<c.headCount {
-            let g = h / groups
-            let qh = q + h * d, kg = keys + g * d, vg = values + g * d, oh = out + h * d
-            if n == 1 {
-                BLAS.gemv(transpose: false, rows: length, columns: d, alpha: scale, a: kg, lda: kvw, x: qh, y: scores)
-                let lo = windowStart(position: l0, config: c)
-                if lo > 0 { scores.update(repeating: 0, count: lo) }
-                Kernels.softmax(scores + lo, count: length - lo)
-                BLAS.gemv(transpose: true, rows: length - lo, columns: d, a: vg + lo * kvw, lda: kvw,
-                          x: scores + lo, y: oh)
-            } else {
-                BLAS.gemm(transposeA: false, transposeB: true, m: n, n: length, k: d, alpha: scale,
-                          a: qh, lda: qStride, b: kg, ldb: kvw, c: scores, ldc: length)
-                for i in 0..<n {
-                    let row = scores + i * length
-                    let hi = l0 + i + 1
-                    let lo = windowStart(position: l0 + i, config: c)
-                    if lo > 0 { row.update(repeating: 0, count: lo) }
-                    Kernels.softmax(row + lo, count: hi - lo)
-                    if hi < length { (row + hi).update(repeating: 0, count: length - hi) }
+        let perHead = min(n, queryBlock) * (l0 + n)
+        if n > 1 && perHead * c.headCount >= parallelThreshold && c.headCount > 1 {
+            let saved = BLAS.threads
+            BLAS.threads = 1
+            DispatchQueue.concurrentPerform(iterations: 2) { part in
+                let heads = part == 0 ? 0..<(c.headCount / 2) : (c.headCount / 2)..<c.headCount
+                for h in heads {
+                    head(h, config: c, queries: q, qStride: qStride, count: n, firstPosition: l0, keys: keys, values: values,
+                         scores: scores + part * perHead, into: out, outStride: outStride)
                 }
-                BLAS.gemm(transposeA: false, transposeB: false, m: n, n: d, k: length,
-                          a: scores, lda: length, b: vg, ldb: kvw, c: oh, ldc: outStride)
             }
+            BLAS.threads = saved
+        } else {
+            for h in 0..<c.headCount {
+                head(h, config: c, queries: q, qStride: qStride, count: n, firstPosition: l0, keys: keys, values: values,
+                     scores: scores, into: out, outStride: outStride)
+            }
+        }
+    }
+
+    /// Floats of score scratch `forward` needs for `n` queries over `length` positions.
+    static func scoreCapacity(n: Int, length: Int) -> Int { 2 * min(n, queryBlock) * length }
+
+    /// One query head `h`.
+    private static func head(_ h: Int, config c: ModelConfig, queries q: UnsafePointer<Float>, qStride: Int, count n: Int,
+                             firstPosition l0: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                             scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let d = c.headDimension, kvw = c.keyValueWidth
+        let g = h / (c.headCount / c.keyValueHeadCount)
+        let scale = 1 / Float(d).squareRoot()
+        let kg = keys + g * d, vg = values + g * d
+        if n == 1 {
+            let length = l0 + 1, lo = windowStart(position: l0, config: c)
+            BLAS.gemv(transpose: false, rows: length - lo, columns: d, alpha: scale, a: kg + lo * kvw, lda: kvw, x: q + h * d, y: scores)
+            Kernels.softmax(scores, count: length - lo)
+            BLAS.gemv(transpose: true, rows: length - lo, columns: d, a: vg + lo * kvw, lda: kvw, x: scores, y: out + h * d)
+            return
+        }
+        var i0 = 0
+        while i0 < n {
+            let i1 = min(n, i0 + queryBlock), m = i1 - i0
+            // Keys visible to any query of the block: [lo, hi) with lo from the first query's
+            // window (sliding-window models) and hi after the last query's own position.
+            let lo = windowStart(position: l0 + i0, config: c), hi = l0 + i1, span = hi - lo
+            BLAS.gemm(transposeA: false, transposeB: true, m: m, n: span, k: d, alpha: scale,
+                      a: q + i0 * qStride + h * d, lda: qStride, b: kg + lo * kvw, ldb: kvw, c: scores, ldc: span)
+            for i in 0..<m {
+                let row = scores + i * span
+                let first = windowStart(position: l0 + i0 + i, config: c) - lo, end = l0 + i0 + i + 1 - lo
+                if first > 0 { row.update(repeating: 0, count: first) }
+                Kernels.softmax(row + first, count: end - first)
+                if end < span { (row + end).update(repeating: 0, count: span - end) }
+            }
+            BLAS.gemm(transposeA: false, transposeB: false, m: m, n: d, k: span,
+                      a: scores, lda: span, b: vg + lo * kvw, ldb: kvw, c: out + i0 * outStride + h * d, ldc: outStride)
+            i0 = i1
         }
     }
 

@@ -45,6 +45,7 @@ public final class Decoder: @unchecked Sendable {
     /// The frozen weights.
     public let weights: DecoderWeights
     let rotary: RotaryEmbedding
+    private let scratchPool = DecoderScratchPool()
 
     /// A decoder over `weights`.
     public init(weights: DecoderWeights) {
@@ -85,92 +86,93 @@ public final class Decoder: @unchecked Sendable {
         let width = c.hiddenSize, qkvWidth = c.qkvWidth, hd = c.headCount * c.headDimension
         let inter = c.intermediateSize, half = c.headDimension / 2
 
-        // Activations, [rows, channels].
-        let x = Tensor(zeros: [n, width])            // residual stream
-        let h = Tensor(zeros: [n, width])            // normed input of a sub-block
-        let qkv = Tensor(zeros: [n, qkvWidth])
-        let attention = Tensor(zeros: [n, hd])
-        let gateUp = Tensor(zeros: [n, 2 * inter])
-        let act = Tensor(zeros: [n, inter])
-        let cosines = Tensor(zeros: [n, half]), sines = Tensor(zeros: [n, half])
+        // Activations, [rows, channels], borrowed for this call.
+        let scratch = scratchPool.borrow()
+        defer { scratchPool.giveBack(scratch) }
+        let x = scratch.buffer(.residual, count: n * width)          // residual stream [N, C]
+        let h = scratch.buffer(.normed, count: n * width)            // normed input of a sub-block [N, C]
+        let qkv = scratch.buffer(.qkv, count: n * qkvWidth)          // [N, (H+2KVH)·D]
+        let attention = scratch.buffer(.attention, count: n * hd)    // [N, H·D]
+        let gateUp = scratch.buffer(.gateUp, count: n * 2 * inter)   // [N, 2I]
+        let act = scratch.buffer(.activation, count: n * inter)      // [N, I]
+        let cosines = scratch.buffer(.cosines, count: n * half), sines = scratch.buffer(.sines, count: n * half)
         var maxScores = 0
         for (s, seq) in sequences.enumerated() {
             let count = ranges[s].count
             seq.cache.reserve(count)
-            maxScores = max(maxScores, count * (seq.cache.length + count))
+            maxScores = max(maxScores, Attention.scoreCapacity(n: count, length: seq.cache.length + count))
             for (i, t) in seq.tokens.enumerated() {
                 let row = ranges[s].lowerBound + i
-                (x.pointer + row * width).update(from: weights.embedding.pointer + Int(t) * width, count: width)
-                rotary.angles(position: seq.cache.length + i, cos: cosines.pointer + row * half, sin: sines.pointer + row * half)
+                (x + row * width).update(from: weights.embedding.pointer + Int(t) * width, count: width)
+                rotary.angles(position: seq.cache.length + i, cos: cosines + row * half, sin: sines + row * half)
             }
         }
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxScores)
-        defer { scores.deallocate() }
+        let scores = scratch.buffer(.scores, count: maxScores)
 
         for (layerIndex, layer) in weights.layers.enumerated() {
             // Attention block: x += o_proj(attn(rope(qkv(norm(x))))).
-            Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
-            BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.qkv.pointer, outFeatures: qkvWidth, into: qkv.pointer)
-            if let b = layer.qkvBias { for r in 0..<n { Kernels.add(b.pointer, into: qkv.pointer + r * qkvWidth, count: qkvWidth) } }
+            Kernels.rmsNorm(x, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h)
+            BLAS.linear(h, rows: n, inFeatures: width, weight: layer.qkv.pointer, outFeatures: qkvWidth, into: qkv)
+            if let b = layer.qkvBias { for r in 0..<n { Kernels.add(b.pointer, into: qkv + r * qkvWidth, count: qkvWidth) } }
             for r in 0..<n {
-                let row = qkv.pointer + r * qkvWidth
+                let row = qkv + r * qkvWidth
                 Kernels.rotary(row, heads: c.headCount, headDimension: c.headDimension,
-                               cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
+                               cos: cosines + r * half, sin: sines + r * half)
                 Kernels.rotary(row + hd, heads: c.keyValueHeadCount, headDimension: c.headDimension,
-                               cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
+                               cos: cosines + r * half, sin: sines + r * half)
             }
             for (s, seq) in sequences.enumerated() {
                 let r0 = ranges[s].lowerBound, count = ranges[s].count, l0 = seq.cache.length
                 let keys = seq.cache.keys(layer: layerIndex), values = seq.cache.values(layer: layerIndex)
                 let kvw = c.keyValueWidth
                 for i in 0..<count {
-                    let src = qkv.pointer + (r0 + i) * qkvWidth
+                    let src = qkv + (r0 + i) * qkvWidth
                     (keys + (l0 + i) * kvw).update(from: src + hd, count: kvw)
                     (values + (l0 + i) * kvw).update(from: src + hd + kvw, count: kvw)
                 }
-                Attention.forward(config: c, queries: qkv.pointer + r0 * qkvWidth, qStride: qkvWidth, count: count,
+                Attention.forward(config: c, queries: qkv + r0 * qkvWidth, qStride: qkvWidth, count: count,
                                   firstPosition: l0, keys: keys, values: values, scores: scores,
-                                  into: attention.pointer + r0 * hd, outStride: hd)
+                                  into: attention + r0 * hd, outStride: hd)
             }
-            BLAS.linear(attention.pointer, rows: n, inFeatures: hd, weight: layer.output.pointer, outFeatures: width,
-                        into: x.pointer, accumulate: true)
-            if let b = layer.outputBias { for r in 0..<n { Kernels.add(b.pointer, into: x.pointer + r * width, count: width) } }
+            BLAS.linear(attention, rows: n, inFeatures: hd, weight: layer.output.pointer, outFeatures: width,
+                        into: x, accumulate: true)
+            if let b = layer.outputBias { for r in 0..<n { Kernels.add(b.pointer, into: x + r * width, count: width) } }
 
             // MLP block: x += down(silu(gate(norm(x))) ⊙ up(norm(x))).
-            Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
-            BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.gateUp.pointer, outFeatures: 2 * inter, into: gateUp.pointer)
-            if let b = layer.gateUpBias { for r in 0..<n { Kernels.add(b.pointer, into: gateUp.pointer + r * 2 * inter, count: 2 * inter) } }
+            Kernels.rmsNorm(x, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h)
+            BLAS.linear(h, rows: n, inFeatures: width, weight: layer.gateUp.pointer, outFeatures: 2 * inter, into: gateUp)
+            if let b = layer.gateUpBias { for r in 0..<n { Kernels.add(b.pointer, into: gateUp + r * 2 * inter, count: 2 * inter) } }
             for r in 0..<n {
-                let g = gateUp.pointer + r * 2 * inter
-                Kernels.siluMultiply(gate: g, up: g + inter, into: act.pointer + r * inter, count: inter)
+                let g = gateUp + r * 2 * inter
+                Kernels.siluMultiply(gate: g, up: g + inter, into: act + r * inter, count: inter)
             }
-            BLAS.linear(act.pointer, rows: n, inFeatures: inter, weight: layer.down.pointer, outFeatures: width,
-                        into: x.pointer, accumulate: true)
-            if let b = layer.downBias { for r in 0..<n { Kernels.add(b.pointer, into: x.pointer + r * width, count: width) } }
+            BLAS.linear(act, rows: n, inFeatures: inter, weight: layer.down.pointer, outFeatures: width,
+                        into: x, accumulate: true)
+            if let b = layer.downBias { for r in 0..<n { Kernels.add(b.pointer, into: x + r * width, count: width) } }
         }
         for (s, seq) in sequences.enumerated() { seq.cache.advance(by: ranges[s].count) }
 
-        Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: weights.finalNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+        let hidden = Tensor(uninitialized: [n, width])
+        Kernels.rmsNorm(x, rows: n, columns: width, weight: weights.finalNorm.pointer, eps: c.rmsNormEps, into: hidden.pointer)
         let logits: Tensor?
         switch selection {
         case .none:
             logits = nil
         case .all:
-            let l = Tensor(zeros: [n, c.vocabularySize])
-            BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: weights.lmHead.pointer, outFeatures: c.vocabularySize, into: l.pointer)
+            let l = Tensor(uninitialized: [n, c.vocabularySize])
+            BLAS.linear(hidden.pointer, rows: n, inFeatures: width, weight: weights.lmHead.pointer, outFeatures: c.vocabularySize, into: l.pointer)
             logits = l
         case .last:
             let b = sequences.count
-            let l = Tensor(zeros: [b, c.vocabularySize])
-            if b == n {
-                BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: weights.lmHead.pointer, outFeatures: c.vocabularySize, into: l.pointer)
-            } else {
-                let last = Tensor(zeros: [b, width])
-                for (s, r) in ranges.enumerated() { (last.pointer + s * width).update(from: h.pointer + (r.upperBound - 1) * width, count: width) }
-                BLAS.linear(last.pointer, rows: b, inFeatures: width, weight: weights.lmHead.pointer, outFeatures: c.vocabularySize, into: l.pointer)
+            let l = Tensor(uninitialized: [b, c.vocabularySize])
+            var rows = hidden.pointer
+            if b != n {
+                rows = scratch.buffer(.lastRows, count: b * width)
+                for (s, r) in ranges.enumerated() { (rows + s * width).update(from: hidden.pointer + (r.upperBound - 1) * width, count: width) }
             }
+            BLAS.linear(rows, rows: b, inFeatures: width, weight: weights.lmHead.pointer, outFeatures: c.vocabularySize, into: l.pointer)
             logits = l
         }
-        return DecoderOutput(hidden: h, logits: logits, rowRanges: ranges)
+        return DecoderOutput(hidden: hidden, logits: logits, rowRanges: ranges)
     }
 }

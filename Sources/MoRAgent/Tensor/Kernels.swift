@@ -28,7 +28,10 @@ public enum Kernels {
     /// `rounded()` are not vectorised and cost more than the rest of the kernel together.
     @inline(__always) static func exp(_ x: V8) -> V8 {
         let magic = V8(repeating: 0x1.8p23)
-        let clamped = x.clamped(lowerBound: V8(repeating: -87.3), upperBound: V8(repeating: 88.7))
+        var clamped = x
+        let lo = V8(repeating: -87.3), hi = V8(repeating: 88.7)
+        clamped.replace(with: lo, where: clamped .< lo)
+        clamped.replace(with: hi, where: clamped .> hi)
         let shifted = clamped * 1.442_695_04 + magic
         let n = shifted - magic
         var r = clamped - n * 0.693_359_375
@@ -111,7 +114,7 @@ public enum Kernels {
     public static func max(_ x: UnsafePointer<Float>, count n: Int) -> Float {
         var i = 0
         var vmax = V8(repeating: -.infinity)
-        while i + 8 <= n { vmax = pointwiseMax(vmax, load(x + i)); i += 8 }
+        while i + 8 <= n { let v = load(x + i); vmax.replace(with: v, where: v .> vmax); i += 8 }
         var m = vmax.max()
         while i < n { m = Swift.max(m, x[i]); i += 1 }
         return m

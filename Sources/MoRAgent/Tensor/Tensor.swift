@@ -5,13 +5,14 @@ public final class TensorStorage: @unchecked Sendable {
     /// Number of f32 elements.
     public let count: Int
 
-    /// A zero-filled buffer of `count` elements.
-    public init(count: Int) {
+    /// A buffer of `count` elements, zero-filled unless `zeroed` is false (for buffers a kernel
+    /// overwrites whole: filling hundreds of MB of logits twice is measurable).
+    public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "negative tensor size")
         self.count = count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        base.initialize(repeating: 0, count: max(count, 1))
+        if zeroed { base.initialize(repeating: 0, count: max(count, 1)) }
     }
 
     deinit { UnsafeMutableRawPointer(base).deallocate() }
@@ -34,6 +35,15 @@ public struct Tensor: @unchecked Sendable {
     public init(zeros shape: [Int]) {
         let count = shape.reduce(1, *)
         storage = TensorStorage(count: count)
+        offset = 0
+        self.shape = shape
+    }
+
+    /// A tensor of `shape` whose elements are unspecified until written; for outputs that a
+    /// kernel fills completely.
+    public init(uninitialized shape: [Int]) {
+        let count = shape.reduce(1, *)
+        storage = TensorStorage(count: count, zeroed: false)
         offset = 0
         self.shape = shape
     }
