@@ -54,9 +54,12 @@ struct BenchForwardCommand: ParsableCommand {
                 result += [("decode_tokens_per_s_b\(b)", .number(d.tokensPerSecond.rounded(toPlaces: 1))),
                            ("decode_ms_per_step_b\(b)", .number((d.secondsPerStep * 1000).rounded(toPlaces: 3))),
                            ("decode_tokens_per_s_b\(b)_including_prefill", .number(d.tokensPerSecondIncludingPrefill.rounded(toPlaces: 1))),
-                           ("decode_weight_gbytes_per_s_b\(b)", .number(d.weightBytesPerSecond / 1e9))]
+                           ("decode_weight_gbytes_per_s_b\(b)", .number((d.weightBytesPerSecond / 1e9).rounded(toPlaces: 2)))]
             }
-            result.append(("weight_bytes", .number(Double(bench.weightBytes))))
+            let bandwidth = ForwardBenchmark.sgemvBandwidth()
+            result += [("weight_bytes", .number(Double(bench.weightBytes))),
+                       ("sgemv_bandwidth_gbytes_per_s", .number((bandwidth / 1e9).rounded(toPlaces: 2))),
+                       ("decode_bound_ms_per_step_b1", .number((Double(bench.weightBytes) / bandwidth * 1000).rounded(toPlaces: 2)))]
         }
         print(JSONValue.object(result.map { (key: $0.0, value: $0.1) }).serialized)
     }

@@ -47,13 +47,29 @@ struct ForwardBenchmark {
     }
 
     /// Floating-point operations of a forward over `n` new tokens after `past` cached ones,
-    /// with logits for `logitRows` rows (matrix products and attention scores, as computed).
+    /// with logits for `logitRows` rows: matrix products plus causal attention (each query
+    /// against the positions it sees, 4·D flops per query-key pair and head).
     func flops(tokens n: Int, past: Int, logitRows: Int) -> Double {
         let c = decoder.config
         let d = Double(c.headDimension), h = Double(c.headCount)
         let perToken = 2.0 * Double(c.qkvWidth * c.hiddenSize + c.hiddenSize * c.headCount * c.headDimension + 3 * c.hiddenSize * c.intermediateSize)
-        let attention = 4.0 * Double(n) * Double(past + n) * d * h
+        let pairs = Double(n) * Double(past) + Double(n) * Double(n + 1) / 2
+        let attention = 4.0 * pairs * d * h
         return Double(c.layerCount) * (Double(n) * perToken + attention) + 2.0 * Double(logitRows * c.vocabularySize * c.hiddenSize)
+    }
+
+    /// Bytes per second OpenBLAS `sgemv` streams from a matrix far larger than the caches
+    /// (512 MB): the practical memory-bandwidth ceiling of a batch-1 decode step.
+    static func sgemvBandwidth(rows: Int = 131_072, columns: Int = 1024) -> Double {
+        let w = Tensor(zeros: [rows, columns]), x = Tensor(zeros: [columns]), y = Tensor(zeros: [rows])
+        for i in stride(from: 0, to: rows * columns, by: 1024) { w.pointer[i] = 1 }
+        var best = 0.0
+        for _ in 0..<5 {
+            let t = now()
+            BLAS.linear(x.pointer, rows: 1, inFeatures: columns, weight: w.pointer, outFeatures: rows, into: y.pointer)
+            best = max(best, Double(rows * columns * 4) / (now() - t))
+        }
+        return best
     }
 
     struct Prefill { let tokensPerSecond: Double; let gflops: Double }

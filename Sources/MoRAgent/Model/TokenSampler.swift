@@ -63,12 +63,7 @@ public struct TokenSampler: Sendable {
     public mutating func sample(_ logits: UnsafePointer<Float>, count v: Int) -> SampledToken {
         // Log-softmax statistics of the raw distribution.
         let m = Kernels.max(logits, count: v)
-        var sum: Double = 0, weighted: Double = 0
-        for i in 0..<v {
-            let e = Double(expf(logits[i] - m))
-            sum += e
-            weighted += e * Double(logits[i] - m)
-        }
+        let (sum, weighted) = Kernels.exponentialMoments(logits, count: v, shift: m)
         let logZ = Double(m) + log(sum)
         let entropy = Float(logZ - Double(m) - weighted / sum)
         let id = parameters.temperature == 0 ? TokenSampler.argmax(logits, count: v) : draw(logits, count: v)

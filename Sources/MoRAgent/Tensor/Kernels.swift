@@ -110,6 +110,27 @@ public enum Kernels {
         return m + logf(sum)
     }
 
+    /// `(Σ e^(x_i − m), Σ e^(x_i − m)·(x_i − m))` over `n` values: the normaliser and the
+    /// entropy term of a softmax, in one vectorised pass (each 8-lane block summed into a Double).
+    public static func exponentialMoments(_ x: UnsafePointer<Float>, count n: Int, shift m: Float) -> (sum: Double, weighted: Double) {
+        var i = 0
+        var sum = 0.0, weighted = 0.0
+        let vm = V8(repeating: m)
+        while i + 8 <= n {
+            let d = load(x + i) - vm
+            let e = exp(d)
+            sum += Double(e.sum())
+            weighted += Double((e * d).sum())
+            i += 8
+        }
+        while i < n {
+            let d = x[i] - m, e = expf(d)
+            sum += Double(e); weighted += Double(e * d)
+            i += 1
+        }
+        return (sum, weighted)
+    }
+
     /// The largest of `n` values (`-inf` for none).
     public static func max(_ x: UnsafePointer<Float>, count n: Int) -> Float {
         var i = 0
