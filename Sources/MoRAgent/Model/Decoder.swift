@@ -61,9 +61,11 @@ public final class Decoder: @unchecked Sendable {
     }
 
     /// Runs the new tokens of `sequences` through the model, appending their keys and values to
-    /// each sequence's cache. Throws (changing no cache) on an empty sequence, a token id outside
-    /// the vocabulary, or one cache given twice.
-    public func forward(_ sequences: [DecoderSequence], logits selection: LogitSelection = .last) throws -> DecoderOutput {
+    /// each sequence's cache; `adapter`, when given, adds its deltas to every projection (rows in
+    /// the packed order of `sequences`). Throws (changing no cache) on an empty sequence, a token
+    /// id outside the vocabulary, or one cache given twice.
+    public func forward(_ sequences: [DecoderSequence], logits selection: LogitSelection = .last,
+                        adapter: DecoderAdapter? = nil) throws -> DecoderOutput {
         let c = config
         guard !sequences.isEmpty else { throw MoRAgentError.invalidArgument("a forward needs at least one sequence") }
         var seen = Set<ObjectIdentifier>()
@@ -114,6 +116,13 @@ public final class Decoder: @unchecked Sendable {
             Kernels.rmsNorm(x, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h)
             BLAS.linear(h, rows: n, inFeatures: width, weight: layer.qkv.pointer, outFeatures: qkvWidth, into: qkv)
             if let b = layer.qkvBias { for r in 0..<n { Kernels.add(b.pointer, into: qkv + r * qkvWidth, count: qkvWidth) } }
+            if let adapter {
+                for kind in [ProjectionKind.q, .k, .v] {
+                    let columns = layer.slice(of: kind, config: c).rows
+                    adapter.addDelta(layer: layerIndex, kind: kind, input: h, inputStride: width,
+                                     output: qkv + columns.lowerBound, outputStride: qkvWidth, rows: n)
+                }
+            }
             for r in 0..<n {
                 let row = qkv + r * qkvWidth
                 Kernels.rotary(row, heads: c.headCount, headDimension: c.headDimension,
@@ -137,11 +146,16 @@ public final class Decoder: @unchecked Sendable {
             BLAS.linear(attention, rows: n, inFeatures: hd, weight: layer.output.pointer, outFeatures: width,
                         into: x, accumulate: true)
             if let b = layer.outputBias { for r in 0..<n { Kernels.add(b.pointer, into: x + r * width, count: width) } }
+            adapter?.addDelta(layer: layerIndex, kind: .o, input: attention, inputStride: hd, output: x, outputStride: width, rows: n)
 
             // MLP block: x += down(silu(gate(norm(x))) ⊙ up(norm(x))).
             Kernels.rmsNorm(x, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h)
             BLAS.linear(h, rows: n, inFeatures: width, weight: layer.gateUp.pointer, outFeatures: 2 * inter, into: gateUp)
             if let b = layer.gateUpBias { for r in 0..<n { Kernels.add(b.pointer, into: gateUp + r * 2 * inter, count: 2 * inter) } }
+            if let adapter {
+                adapter.addDelta(layer: layerIndex, kind: .gate, input: h, inputStride: width, output: gateUp, outputStride: 2 * inter, rows: n)
+                adapter.addDelta(layer: layerIndex, kind: .up, input: h, inputStride: width, output: gateUp + inter, outputStride: 2 * inter, rows: n)
+            }
             for r in 0..<n {
                 let g = gateUp + r * 2 * inter
                 Kernels.siluMultiply(gate: g, up: g + inter, into: act + r * inter, count: inter)
@@ -149,6 +163,7 @@ public final class Decoder: @unchecked Sendable {
             BLAS.linear(act, rows: n, inFeatures: inter, weight: layer.down.pointer, outFeatures: width,
                         into: x, accumulate: true)
             if let b = layer.downBias { for r in 0..<n { Kernels.add(b.pointer, into: x + r * width, count: width) } }
+            adapter?.addDelta(layer: layerIndex, kind: .down, input: act, inputStride: inter, output: x, outputStride: width, rows: n)
         }
         for (s, seq) in sequences.enumerated() { seq.cache.advance(by: ranges[s].count) }
 

@@ -1,0 +1,81 @@
+/// Applies experts to the rows of a packed batch, each row with its own expert or mixture, in
+/// one forward (DESIGN.md §3: the CPU analogue of S-LoRA/Punica's SGMV).
+///
+/// For every expert, the rows that use it are gathered (or read in place when they are one
+/// contiguous run with weight 1, the common case of one sequence on one expert), go through two
+/// small GEMMs `T = X Aᵀ` (`[m, r]`) and `Y = (w·s·T) Bᵀ` (`[m, out]`), and are scatter-added into
+/// the projection's output. Cost is proportional to the rows each expert actually serves.
+public final class ExpertMixtureAdapter: DecoderAdapter {
+    /// The experts.
+    public let experts: ExpertSet
+    /// For each expert id, the rows it serves and their weights (rows ascending).
+    let groups: [(rows: [Int], weights: [Float])]
+    private var scratch: [UnsafeMutablePointer<Float>?] = [nil, nil, nil]
+    private var capacity = [0, 0, 0]
+
+    /// One route per sequence, for sequences of `tokenCounts` new tokens packed in order.
+    public init(experts: ExpertSet, routes: [ExpertRoute], tokenCounts: [Int]) throws {
+        guard routes.count == tokenCounts.count else {
+            throw MoRAgentError.invalidArgument("\(routes.count) routes for \(tokenCounts.count) sequences")
+        }
+        var groups = Array(repeating: (rows: [Int](), weights: [Float]()), count: experts.count)
+        var row = 0
+        for (route, n) in zip(routes, tokenCounts) {
+            let entries: [(expert: Int, weight: Float)]
+            switch route {
+            case .base: entries = []
+            case .expert(let k): entries = [(k, 1)]
+            case .mixture(let m): entries = m
+            }
+            for (k, w) in entries {
+                guard k >= 0, k < experts.count else {
+                    throw MoRAgentError.invalidArgument("expert id \(k) is outside 0..<\(experts.count)")
+                }
+                guard w.isFinite else { throw MoRAgentError.invalidArgument("expert weight \(w) is not finite") }
+                if w == 0 { continue }
+                for r in row..<(row + n) { groups[k].rows.append(r); groups[k].weights.append(w) }
+            }
+            row += n
+        }
+        self.experts = experts
+        self.groups = groups
+    }
+
+    deinit { scratch.forEach { $0?.deallocate() } }
+
+    private func buffer(_ i: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
+        if capacity[i] < count {
+            scratch[i]?.deallocate()
+            scratch[i] = .allocate(capacity: count)
+            capacity[i] = count
+        }
+        return scratch[i]!
+    }
+
+    public func addDelta(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+                         output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int) {
+        let key = LoRAModuleKey(layer: layer, kind: kind)
+        for (k, group) in groups.enumerated() where !group.rows.isEmpty {
+            guard let module = experts.experts[k].modules[key] else { continue }
+            let m = group.rows.count, r = module.rank, inF = module.inFeatures, outF = module.outFeatures
+            let first = group.rows[0]
+            let inPlace = group.rows[m - 1] - first == m - 1 && group.weights.allSatisfy { $0 == 1 }
+            let t = buffer(0, m * r)                                   // T[m, r]
+            if inPlace {
+                BLAS.linear(input + first * inputStride, rows: m, inFeatures: inF, xStride: inputStride,
+                            weight: module.a.pointer, outFeatures: r, into: t, yStride: r)
+                Kernels.scale(t, by: module.scale, count: m * r)
+                BLAS.linear(t, rows: m, inFeatures: r, xStride: r, weight: module.b.pointer, outFeatures: outF,
+                            into: output + first * outputStride, yStride: outputStride, accumulate: true)
+                continue
+            }
+            let x = buffer(1, m * inF)                                 // gathered X[m, in]
+            for (i, row) in group.rows.enumerated() { (x + i * inF).update(from: input + row * inputStride, count: inF) }
+            BLAS.linear(x, rows: m, inFeatures: inF, weight: module.a.pointer, outFeatures: r, into: t)
+            for i in 0..<m { Kernels.scale(t + i * r, by: group.weights[i] * module.scale, count: r) }
+            let y = buffer(2, m * outF)                                // Y[m, out]
+            BLAS.linear(t, rows: m, inFeatures: r, weight: module.b.pointer, outFeatures: outF, into: y)
+            for (i, row) in group.rows.enumerated() { Kernels.add(y + i * outF, into: output + row * outputStride, count: outF) }
+        }
+    }
+}

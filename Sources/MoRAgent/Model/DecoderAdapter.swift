@@ -1,0 +1,12 @@
+/// Something that adds to the output of the decoder's linear projections: LoRA experts, mixtures
+/// of them, routed experts. The decoder calls it once per projection per layer, after the base
+/// product (and bias), with the rows of the packed batch.
+///
+/// Shapes: `input[N, in]` with row stride `inputStride`, `output[N, out]` with row stride
+/// `outputStride` (for q/k/v and gate/up, `output` points into a fused matrix at the start of
+/// that projection's columns). Implementations add to `output` and must not touch other columns.
+public protocol DecoderAdapter {
+    /// Adds the adapter's contribution to projection `kind` of layer `layer` for `rows` rows.
+    func addDelta(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+                  output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int)
+}
