@@ -20,12 +20,16 @@ What it writes:
                                          reference.json / reference.safetensors with
                                          logits, final hidden states and greedy ids
                                          computed by `transformers`
+    adapters/{qwen2,llama}-tiny/...      PEFT LoRA adapters with non-zero B (plain, rsLoRA,
+                                         rank/alpha patterns, all seven projections) and
+                                         the logits PEFT computes with them, alone and as a
+                                         0.7/0.3 soft mixture (tools/fixtures_adapters.py)
 
-Requirements: torch, transformers, tokenizers, safetensors (numpy comes along).
+Requirements: torch, transformers, tokenizers, peft, safetensors (numpy comes along).
 Nothing is downloaded from a model hub: the tokenizers are trained on text the
 script generates and the models get seeded random weights.  A CPU-only setup:
 
-    python3 -m venv .venv-ref && .venv-ref/bin/pip install "torch==2.13.0+cpu" transformers tokenizers safetensors
+    python3 -m venv .venv-ref && .venv-ref/bin/pip install "torch==2.13.0+cpu" transformers tokenizers peft safetensors
 
 (the "+cpu" torch build comes from PyTorch's CPU wheel index; plain "torch"
 works too, it is just a much larger download).  The fixtures were produced with
@@ -56,6 +60,7 @@ sys.path.insert(0, str(TOOLS_DIR))
 # Don't leave a tools/__pycache__ behind in the work tree.
 sys.dont_write_bytecode = True
 
+import fixtures_adapters  # noqa: E402
 import fixtures_models  # noqa: E402
 import fixtures_tokenizer  # noqa: E402
 
@@ -71,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     # Tokenizers first: the models copy the bpe tokenizer.json into their folders.
     fixtures_tokenizer.make(out / "tokenizers")
     fixtures_models.make(out / "models", out / "tokenizers" / "bpe" / "tokenizer.json")
+    # LoRA adapters (peft) for the tiny models just written.
+    fixtures_adapters.make(out / "adapters", out / "models")
     print(f"fixtures written to {out}")
     return 0
 
