@@ -30,7 +30,11 @@ public struct GenerationResult: Equatable, Sendable {
 struct TextGenerator {
     let engine: Engine
 
-    func generate(prompts: [[Int32]], parameters p: SamplingParameters) throws -> [GenerationResult] {
+    /// Builds the adapter of one forward from the indices of the prompts in it and their new
+    /// token counts (nil: base model).
+    typealias AdapterFactory = (_ prompts: [Int], _ tokenCounts: [Int]) throws -> DecoderAdapter?
+
+    func generate(prompts: [[Int32]], parameters p: SamplingParameters, adapter: AdapterFactory? = nil) throws -> [GenerationResult] {
         try p.validate()
         guard !prompts.isEmpty else { throw MoRAgentError.invalidArgument("no prompts") }
         let decoder = engine.decoder, c = decoder.config
@@ -49,7 +53,9 @@ struct TextGenerator {
         var stopEnds = prompts.map { _ in 0 }
         while !active.isEmpty {
             if results[active[0]].ids.count >= p.maxNewTokens { break }
-            let out = try decoder.forward(active.map { DecoderSequence(tokens: pending[$0], cache: caches[$0]) }, logits: .last)
+            let stepAdapter = try adapter?(active, active.map { pending[$0].count })
+            let out = try decoder.forward(active.map { DecoderSequence(tokens: pending[$0], cache: caches[$0]) }, logits: .last,
+                                          adapter: stepAdapter)
             var still: [Int] = []
             for (row, s) in active.enumerated() {
                 let token = samplers[s].sample(out.logits!.pointer + row * c.vocabularySize, count: c.vocabularySize)

@@ -23,7 +23,8 @@ public final class ExpertSet: @unchecked Sendable {
     /// Adds `expert` (checked against the model) and returns its id.
     @discardableResult
     public func add(_ expert: LoRAExpert) throws -> Int {
-        for (key, m) in expert.modules {
+        for key in expert.modules.keys.sorted() {
+            let m = expert.modules[key]!
             let (inF, outF) = model.projectionShape(key.kind)
             guard key.layer < model.layerCount, m.inFeatures == inF, m.outFeatures == outF else {
                 throw MoRAgentError.invalidArgument("expert \(expert.name) does not fit this model at \(LoRAConfiguration.moduleName(layer: key.layer, kind: key.kind))")

@@ -46,7 +46,8 @@ public final class LoRAExpert: @unchecked Sendable {
 
     /// An expert from given modules (PEFT import); every module must fit `model`.
     public init(name: String, configuration: LoRAConfiguration, modules: [LoRAModuleKey: LoRAModule], model: ModelConfig) throws {
-        for (key, m) in modules {
+        for key in modules.keys.sorted() {
+            let m = modules[key]!
             guard key.layer >= 0, key.layer < model.layerCount else {
                 throw MoRAgentError.invalidArgument("expert \(name): layer \(key.layer) is outside the model's \(model.layerCount) layers")
             }

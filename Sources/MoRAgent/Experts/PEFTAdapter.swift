@@ -51,7 +51,8 @@ public enum PEFTAdapter {
         var modules: [LoRAModuleKey: LoRAModule] = [:]
         var rankOverrides: [String: Int] = [:], alphaOverrides: [String: Float] = [:]
         var targets: Set<ProjectionKind> = []
-        for (key, at) in a {
+        for key in a.keys.sorted() {
+            let at = a[key]!
             let moduleName = LoRAConfiguration.moduleName(layer: key.layer, kind: key.kind)
             guard let bt = b[key] else { throw MoRAgentError.malformedFile(path: weightsPath, reason: "\(moduleName) has lora_A but no lora_B") }
             guard bt.shape[1] == at.shape[0] else {
