@@ -14,12 +14,11 @@ public final class ExpertMixtureAdapter: DecoderAdapter {
     private var capacity = [0, 0, 0]
 
     /// One route per sequence, for sequences of `tokenCounts` new tokens packed in order.
-    public init(experts: ExpertSet, routes: [ExpertRoute], tokenCounts: [Int]) throws {
+    public convenience init(experts: ExpertSet, routes: [ExpertRoute], tokenCounts: [Int]) throws {
         guard routes.count == tokenCounts.count else {
             throw MoRAgentError.invalidArgument("\(routes.count) routes for \(tokenCounts.count) sequences")
         }
-        var groups = Array(repeating: (rows: [Int](), weights: [Float]()), count: experts.count)
-        var row = 0
+        var rows: [[(expert: Int, weight: Float)]] = []
         for (route, n) in zip(routes, tokenCounts) {
             let entries: [(expert: Int, weight: Float)]
             switch route {
@@ -27,15 +26,32 @@ public final class ExpertMixtureAdapter: DecoderAdapter {
             case .expert(let k): entries = [(k, 1)]
             case .mixture(let m): entries = m
             }
+            rows += Array(repeating: entries, count: n)
+        }
+        try self.init(experts: experts, rowWeights: rows)
+    }
+
+    /// Per packed row, the experts it goes through and their weights (token-level routing).
+    public convenience init(experts: ExpertSet, rowWeights: [[(expert: Int, weight: Float)]]) throws {
+        for entries in rowWeights {
             for (k, w) in entries {
                 guard k >= 0, k < experts.count else {
                     throw MoRAgentError.invalidArgument("expert id \(k) is outside 0..<\(experts.count)")
                 }
                 guard w.isFinite else { throw MoRAgentError.invalidArgument("expert weight \(w) is not finite") }
-                if w == 0 { continue }
-                for r in row..<(row + n) { groups[k].rows.append(r); groups[k].weights.append(w) }
             }
-            row += n
+        }
+        self.init(experts: experts, checkedRowWeights: rowWeights)
+    }
+
+    /// Per-row weights whose expert ids are known to be in range (a router's own output).
+    init(experts: ExpertSet, checkedRowWeights rowWeights: [[(expert: Int, weight: Float)]]) {
+        var groups = Array(repeating: (rows: [Int](), weights: [Float]()), count: experts.count)
+        for (row, entries) in rowWeights.enumerated() {
+            for (k, w) in entries where w != 0 {
+                groups[k].rows.append(row)
+                groups[k].weights.append(w)
+            }
         }
         self.experts = experts
         self.groups = groups
