@@ -42,7 +42,7 @@ public final class Engine: @unchecked Sendable {
     public func generate(prompts: [[Int32]], parameters: SamplingParameters, experts: ExpertSet, routes: [ExpertRoute]) throws -> [GenerationResult] {
         guard routes.count == prompts.count else { throw MoRAgentError.invalidArgument("\(routes.count) routes for \(prompts.count) prompts") }
         _ = try ExpertMixtureAdapter(experts: experts, routes: routes, tokenCounts: routes.map { _ in 0 })  // validates the routes up front
-        return try TextGenerator(engine: self).generate(prompts: prompts, parameters: parameters) { active, counts in
+        return try TextGenerator(engine: self).generate(prompts: prompts, parameters: parameters) { active, counts, _ in
             try ExpertMixtureAdapter(experts: experts, routes: active.map { routes[$0] }, tokenCounts: counts)
         }
     }

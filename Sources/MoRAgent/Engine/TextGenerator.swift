@@ -30,9 +30,9 @@ public struct GenerationResult: Equatable, Sendable {
 struct TextGenerator {
     let engine: Engine
 
-    /// Builds the adapter of one forward from the indices of the prompts in it and their new
-    /// token counts (nil: base model).
-    typealias AdapterFactory = (_ prompts: [Int], _ tokenCounts: [Int]) throws -> DecoderAdapter?
+    /// Builds the adapter of one forward from the indices of the prompts in it, their new token
+    /// counts and the tokens each has generated so far (nil: base model).
+    typealias AdapterFactory = (_ prompts: [Int], _ tokenCounts: [Int], _ generated: [[Int32]]) throws -> DecoderAdapter?
 
     func generate(prompts: [[Int32]], parameters p: SamplingParameters, adapter: AdapterFactory? = nil) throws -> [GenerationResult] {
         try p.validate()
@@ -53,7 +53,7 @@ struct TextGenerator {
         var stopEnds = prompts.map { _ in 0 }
         while !active.isEmpty {
             if results[active[0]].ids.count >= p.maxNewTokens { break }
-            let stepAdapter = try adapter?(active, active.map { pending[$0].count })
+            let stepAdapter = try adapter?(active, active.map { pending[$0].count }, active.map { results[$0].ids })
             let out = try decoder.forward(active.map { DecoderSequence(tokens: pending[$0], cache: caches[$0]) }, logits: .last,
                                           adapter: stepAdapter)
             var still: [Int] = []

@@ -85,6 +85,7 @@ public final class Decoder: @unchecked Sendable {
             ranges.append(n..<(n + seq.tokens.count))
             n += seq.tokens.count
         }
+        try adapter?.begin(rowCount: n)
         let width = c.hiddenSize, qkvWidth = c.qkvWidth, hd = c.headCount * c.headDimension
         let inter = c.intermediateSize, half = c.headDimension / 2
 

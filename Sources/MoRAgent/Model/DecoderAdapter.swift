@@ -6,7 +6,15 @@
 /// `outputStride` (for q/k/v and gate/up, `output` points into a fused matrix at the start of
 /// that projection's columns). Implementations add to `output` and must not touch other columns.
 public protocol DecoderAdapter {
+    /// Called once before a forward over `rowCount` packed rows; throwing aborts the forward
+    /// before any cache changes (an adapter built for another batch shape).
+    func begin(rowCount: Int) throws
     /// Adds the adapter's contribution to projection `kind` of layer `layer` for `rows` rows.
     func addDelta(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
                   output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int)
+}
+
+extension DecoderAdapter {
+    /// Accepts any batch by default.
+    public func begin(rowCount: Int) throws {}
 }
