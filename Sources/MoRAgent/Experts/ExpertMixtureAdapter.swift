@@ -5,9 +5,11 @@
 /// contiguous run with weight 1, the common case of one sequence on one expert), go through two
 /// small GEMMs `T = X Aᵀ` (`[m, r]`) and `Y = (w·s·T) Bᵀ` (`[m, out]`), and are scatter-added into
 /// the projection's output. Cost is proportional to the rows each expert actually serves.
-public final class ExpertMixtureAdapter: DecoderAdapter {
+public final class ExpertMixtureAdapter: TrainableAdapter {
     /// The experts.
     public let experts: ExpertSet
+    /// Where `backward` accumulates the experts' gradients (nil: inference only).
+    public var gradients: ExpertGradients?
     /// For each expert id, the rows it serves and their weights (rows ascending).
     let groups: [(rows: [Int], weights: [Float])]
     private var scratch: [UnsafeMutablePointer<Float>?] = [nil, nil, nil]
@@ -92,6 +94,42 @@ public final class ExpertMixtureAdapter: DecoderAdapter {
             let y = buffer(2, m * outF)                                // Y[m, out]
             BLAS.linear(t, rows: m, inFeatures: r, weight: module.b.pointer, outFeatures: outF, into: y)
             for (i, row) in group.rows.enumerated() { Kernels.add(y + i * outF, into: output + row * outputStride, count: outF) }
+        }
+    }
+
+    /// LoRA backward for each expert group: with `T = X Aᵀ` (recomputed, it is only r wide) and
+    /// `Y += (w·s·T) Bᵀ`: `dB += (w·s·T)ᵀ dY`, `dT = w·s·dY B`, `dA += dTᵀ X`, `dX += dT A`.
+    public func backward(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+                         outputGradient: UnsafePointer<Float>, outputGradientStride: Int,
+                         inputGradient: UnsafeMutablePointer<Float>, inputGradientStride: Int, rows: Int) {
+        let key = LoRAModuleKey(layer: layer, kind: kind)
+        for (k, group) in groups.enumerated() where !group.rows.isEmpty {
+            guard let module = experts.experts[k].modules[key] else { continue }
+            let m = group.rows.count, r = module.rank, inF = module.inFeatures, outF = module.outFeatures
+            let x = Tensor(uninitialized: [m, inF]), dy = Tensor(uninitialized: [m, outF])
+            for (i, row) in group.rows.enumerated() {
+                (x.pointer + i * inF).update(from: input + row * inputStride, count: inF)
+                (dy.pointer + i * outF).update(from: outputGradient + row * outputGradientStride, count: outF)
+            }
+            let t = Tensor(uninitialized: [m, r])                                        // T[m, r], then w·s·T
+            BLAS.linear(x.pointer, rows: m, inFeatures: inF, weight: module.a.pointer, outFeatures: r, into: t.pointer)
+            for i in 0..<m { Kernels.scale(t.pointer + i * r, by: group.weights[i] * module.scale, count: r) }
+            let dT = Tensor(uninitialized: [m, r])                                       // dY B, then w·s·(dY B)
+            BLAS.gemm(transposeA: false, transposeB: false, m: m, n: r, k: outF, a: dy.pointer, lda: outF,
+                      b: module.b.pointer, ldb: r, c: dT.pointer, ldc: r)
+            for i in 0..<m { Kernels.scale(dT.pointer + i * r, by: group.weights[i] * module.scale, count: r) }
+            if let grads = gradients?[k, key] {
+                BLAS.gemm(transposeA: true, transposeB: false, m: outF, n: r, k: m, a: dy.pointer, lda: outF,
+                          b: t.pointer, ldb: r, beta: 1, c: grads.b.pointer, ldc: r)
+                BLAS.gemm(transposeA: true, transposeB: false, m: r, n: inF, k: m, a: dT.pointer, lda: r,
+                          b: x.pointer, ldb: inF, beta: 1, c: grads.a.pointer, ldc: inF)
+            }
+            let dx = Tensor(uninitialized: [m, inF])
+            BLAS.gemm(transposeA: false, transposeB: false, m: m, n: inF, k: r, a: dT.pointer, lda: r,
+                      b: module.a.pointer, ldb: inF, c: dx.pointer, ldc: inF)
+            for (i, row) in group.rows.enumerated() {
+                Kernels.add(dx.pointer + i * inF, into: inputGradient + row * inputGradientStride, count: inF)
+            }
         }
     }
 }

@@ -18,11 +18,13 @@ enum Attention {
     /// Writes the attention output of `n` queries into `out` (`[n, H·D]`, row stride `outStride`).
     ///
     /// - `q`: `[n, H·D]` rotated queries with row stride `qStride`.
-    /// - `keys`, `values`: `[L, KVH·D]` for this layer, rotated keys.
+    /// - `keys`, `values`: `[L, KVH·D]` for this layer, rotated keys, rows `kvStride` apart
+    ///   (`KVH·D` in a cache; the fused q/k/v row width when read in place during training).
     /// - `scores`: scratch of at least `scoreCapacity(n:length:)` floats.
     static func forward(config c: ModelConfig, queries q: UnsafePointer<Float>, qStride: Int, count n: Int,
-                        firstPosition l0: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                        firstPosition l0: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvStride: Int? = nil,
                         scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let kvw = kvStride ?? c.keyValueWidth
         let perHead = min(n, queryBlock) * (l0 + n)
         let saved = BLAS.threads
         BLAS.threads = 1
@@ -32,13 +34,13 @@ enum Attention {
                 let heads = part == 0 ? 0..<(c.headCount / 2) : (c.headCount / 2)..<c.headCount
                 for h in heads {
                     head(h, config: c, queries: q, qStride: qStride, count: n, firstPosition: l0, keys: keys, values: values,
-                         scores: scores + part * perHead, into: out, outStride: outStride)
+                         kvStride: kvw, scores: scores + part * perHead, into: out, outStride: outStride)
                 }
             }
         } else {
             for h in 0..<c.headCount {
                 head(h, config: c, queries: q, qStride: qStride, count: n, firstPosition: l0, keys: keys, values: values,
-                     scores: scores, into: out, outStride: outStride)
+                     kvStride: kvw, scores: scores, into: out, outStride: outStride)
             }
         }
     }
@@ -48,9 +50,9 @@ enum Attention {
 
     /// One query head `h`.
     private static func head(_ h: Int, config c: ModelConfig, queries q: UnsafePointer<Float>, qStride: Int, count n: Int,
-                             firstPosition l0: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                             firstPosition l0: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvStride kvw: Int,
                              scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, outStride: Int) {
-        let d = c.headDimension, kvw = c.keyValueWidth
+        let d = c.headDimension
         let g = h / (c.headCount / c.keyValueHeadCount)
         let scale = 1 / Float(d).squareRoot()
         let kg = keys + g * d, vg = values + g * d
@@ -79,6 +81,40 @@ enum Attention {
             BLAS.gemm(transposeA: false, transposeB: false, m: m, n: d, k: span,
                       a: scores, lda: span, b: vg + lo * kvw, ldb: kvw, c: out + i0 * outStride + h * d, ldc: outStride)
             i0 = i1
+        }
+    }
+
+    /// Gradients of causal attention over one whole sequence (positions `0..<n`, keys and values
+    /// read from the fused rows `qkv[n, (H+2·KVH)·D]`), given `outputGradient[n, H·D]`; adds
+    /// `dQ`, `dK`, `dV` into `qkvGradient` (same layout as `qkv`). Probabilities are recomputed:
+    /// `P = softmax(Q Kᵀ/√D)`, `dV += Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`,
+    /// `dQ = dS K/√D`, `dK += dSᵀ Q/√D`; GQA heads add into their shared key/value head.
+    static func backward(config c: ModelConfig, qkv: UnsafePointer<Float>, count n: Int,
+                         outputGradient dOut: UnsafePointer<Float>, qkvGradient dQKV: UnsafeMutablePointer<Float>) {
+        let d = c.headDimension, hd = c.headCount * d, kvw = c.keyValueWidth, stride = c.qkvWidth
+        let groups = c.headCount / c.keyValueHeadCount, scale = 1 / Float(d).squareRoot()
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: n * n), dp = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        defer { p.deallocate(); dp.deallocate() }
+        for h in 0..<c.headCount {
+            let g = h / groups
+            let q = qkv + h * d, k = qkv + hd + g * d, v = qkv + hd + kvw + g * d
+            let dq = dQKV + h * d, dk = dQKV + hd + g * d, dv = dQKV + hd + kvw + g * d, dO = dOut + h * d
+            BLAS.gemm(transposeA: false, transposeB: true, m: n, n: n, k: d, alpha: scale, a: q, lda: stride, b: k, ldb: stride, c: p, ldc: n)
+            for i in 0..<n {
+                let row = p + i * n, lo = windowStart(position: i, config: c)
+                if lo > 0 { row.update(repeating: 0, count: lo) }
+                Kernels.softmax(row + lo, count: i + 1 - lo)
+                if i + 1 < n { (row + i + 1).update(repeating: 0, count: n - i - 1) }
+            }
+            BLAS.gemm(transposeA: false, transposeB: true, m: n, n: n, k: d, a: dO, lda: hd, b: v, ldb: stride, c: dp, ldc: n)
+            BLAS.gemm(transposeA: true, transposeB: false, m: n, n: d, k: n, a: p, lda: n, b: dO, ldb: hd, beta: 1, c: dv, ldc: stride)
+            for i in 0..<n {
+                let pr = p + i * n, dr = dp + i * n
+                let s = Kernels.dot(pr, dr, count: n)
+                for j in 0..<n { dr[j] = pr[j] * (dr[j] - s) }
+            }
+            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: d, k: n, alpha: scale, a: dp, lda: n, b: k, ldb: stride, beta: 1, c: dq, ldc: stride)
+            BLAS.gemm(transposeA: true, transposeB: false, m: n, n: d, k: n, alpha: scale, a: dp, lda: n, b: q, ldb: stride, beta: 1, c: dk, ldc: stride)
         }
     }
 

@@ -18,3 +18,14 @@ extension DecoderAdapter {
     /// Accepts any batch by default.
     public func begin(rowCount: Int) throws {}
 }
+
+/// An adapter with trainable parameters: it can push a projection's output gradient back to
+/// its parameters and to the projection's input (DESIGN.md §5).
+public protocol TrainableAdapter: DecoderAdapter {
+    /// For projection `kind` of `layer` over `rows` rows: accumulates the adapter's parameter
+    /// gradients from `input[N, in]` and `outputGradient[N, out]`, and adds the adapter's share of
+    /// the input gradient into `inputGradient[N, in]`.
+    func backward(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+                  outputGradient: UnsafePointer<Float>, outputGradientStride: Int,
+                  inputGradient: UnsafeMutablePointer<Float>, inputGradientStride: Int, rows: Int)
+}

@@ -1,0 +1,243 @@
+/// What a training forward keeps for the backward, per layer (shapes `[N, ·]` over the packed
+/// rows). Norm outputs, attention probabilities and LoRA intermediates are recomputed instead:
+/// they are cheap next to the products that produce the kept tensors.
+struct LayerTape {
+    /// `[N, C]` residual stream entering the layer.
+    let input: Tensor
+    /// `[N, (H+2·KVH)·D]` q, k, v after the adapter and RoPE.
+    let qkv: Tensor
+    /// `[N, H·D]` attention output (the input of o_proj).
+    let attention: Tensor
+    /// `[N, C]` residual stream after the attention block.
+    let middle: Tensor
+    /// `[N, 2I]` gate and up projections before SwiGLU.
+    let gateUp: Tensor
+}
+
+/// A training forward's record: enough to run `Decoder.backward`.
+public final class TrainingTape {
+    /// The sequences, each starting at position 0.
+    public let sequences: [[Int32]]
+    /// Rows of each sequence in the packed batch.
+    public let rowRanges: [Range<Int>]
+    /// `[N, C]` final normed hidden states (the LM head's input).
+    public let hidden: Tensor
+    /// The adapter the forward ran with.
+    public let adapter: TrainableAdapter?
+    let layers: [LayerTape]
+    /// `[N, C]` residual stream before the final norm.
+    let final: Tensor
+
+    init(sequences: [[Int32]], rowRanges: [Range<Int>], hidden: Tensor, adapter: TrainableAdapter?, layers: [LayerTape], final: Tensor) {
+        self.sequences = sequences
+        self.rowRanges = rowRanges
+        self.hidden = hidden
+        self.adapter = adapter
+        self.layers = layers
+        self.final = final
+    }
+
+    /// Number of packed rows `N`.
+    public var rowCount: Int { hidden.rows }
+}
+
+/// Gradients of base weights, for full fine-tuning (DESIGN.md §5: a baseline, and training tiny
+/// base models from scratch). Same shapes as `DecoderWeights`.
+public final class DecoderGradients: @unchecked Sendable {
+    /// `dW` in the layout of `weights` (tied embeddings share one gradient).
+    public let weights: DecoderWeights
+
+    /// Zero gradients for a model of `config`.
+    public init(config: ModelConfig) { weights = DecoderWeights(config: config) }
+}
+
+extension Decoder {
+    /// A forward over whole sequences (positions from 0, no cache reuse) that records what the
+    /// backward needs; `adapter` deltas are applied as in inference. Returns the tape, whose
+    /// `hidden` equals `forward(...).hidden` for the same sequences.
+    public func trainingForward(_ sequences: [[Int32]], adapter: TrainableAdapter? = nil) throws -> TrainingTape {
+        let c = config
+        guard !sequences.isEmpty, sequences.allSatisfy({ !$0.isEmpty }) else { throw MoRAgentError.invalidArgument("training needs non-empty sequences") }
+        var ranges: [Range<Int>] = []
+        var n = 0
+        for s in sequences {
+            for t in s where t < 0 || Int(t) >= c.vocabularySize { throw MoRAgentError.invalidArgument("token id \(t) is outside the vocabulary of \(c.vocabularySize)") }
+            ranges.append(n..<(n + s.count))
+            n += s.count
+        }
+        try adapter?.begin(rowCount: n)
+        let width = c.hiddenSize, qkvWidth = c.qkvWidth, hd = c.headCount * c.headDimension, inter = c.intermediateSize, half = c.headDimension / 2
+        let (cosines, sines) = rotaryTables(ranges)
+        var x = Tensor(uninitialized: [n, width])
+        for (s, seq) in sequences.enumerated() {
+            for (i, t) in seq.enumerated() { (x.pointer + (ranges[s].lowerBound + i) * width).update(from: weights.embedding.pointer + Int(t) * width, count: width) }
+        }
+        let h = Tensor(uninitialized: [n, width])
+        let act = Tensor(uninitialized: [n, inter])
+        var tapes: [LayerTape] = []
+        let maxLength = sequences.map(\.count).max()!
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: Attention.scoreCapacity(n: maxLength, length: maxLength))
+        defer { scores.deallocate() }
+        for (layerIndex, layer) in weights.layers.enumerated() {
+            let qkv = Tensor(uninitialized: [n, qkvWidth]), attention = Tensor(uninitialized: [n, hd])
+            let gateUp = Tensor(uninitialized: [n, 2 * inter])
+            Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+            BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.qkv.pointer, outFeatures: qkvWidth, into: qkv.pointer)
+            if let b = layer.qkvBias { for r in 0..<n { Kernels.add(b.pointer, into: qkv.pointer + r * qkvWidth, count: qkvWidth) } }
+            if let adapter {
+                for kind in [ProjectionKind.q, .k, .v] {
+                    adapter.addDelta(layer: layerIndex, kind: kind, input: h.pointer, inputStride: width,
+                                     output: qkv.pointer + layer.slice(of: kind, config: c).rows.lowerBound, outputStride: qkvWidth, rows: n)
+                }
+            }
+            for r in 0..<n {
+                Kernels.rotary(qkv.pointer + r * qkvWidth, heads: c.headCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
+                Kernels.rotary(qkv.pointer + r * qkvWidth + hd, heads: c.keyValueHeadCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
+            }
+            for range in ranges {
+                let base = qkv.pointer + range.lowerBound * qkvWidth
+                // Keys and values are read in place from the fused rows (row stride qkvWidth).
+                Attention.forward(config: c, queries: base, qStride: qkvWidth, count: range.count, firstPosition: 0,
+                                  keys: base + hd, values: base + hd + c.keyValueWidth, kvStride: qkvWidth, scores: scores,
+                                  into: attention.pointer + range.lowerBound * hd, outStride: hd)
+            }
+            let middle = x.copy()
+            BLAS.linear(attention.pointer, rows: n, inFeatures: hd, weight: layer.output.pointer, outFeatures: width, into: middle.pointer, accumulate: true)
+            if let b = layer.outputBias { for r in 0..<n { Kernels.add(b.pointer, into: middle.pointer + r * width, count: width) } }
+            adapter?.addDelta(layer: layerIndex, kind: .o, input: attention.pointer, inputStride: hd, output: middle.pointer, outputStride: width, rows: n)
+            Kernels.rmsNorm(middle.pointer, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+            BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.gateUp.pointer, outFeatures: 2 * inter, into: gateUp.pointer)
+            if let b = layer.gateUpBias { for r in 0..<n { Kernels.add(b.pointer, into: gateUp.pointer + r * 2 * inter, count: 2 * inter) } }
+            if let adapter {
+                adapter.addDelta(layer: layerIndex, kind: .gate, input: h.pointer, inputStride: width, output: gateUp.pointer, outputStride: 2 * inter, rows: n)
+                adapter.addDelta(layer: layerIndex, kind: .up, input: h.pointer, inputStride: width, output: gateUp.pointer + inter, outputStride: 2 * inter, rows: n)
+            }
+            for r in 0..<n {
+                let g = gateUp.pointer + r * 2 * inter
+                Kernels.siluMultiply(gate: g, up: g + inter, into: act.pointer + r * inter, count: inter)
+            }
+            let out = middle.copy()
+            BLAS.linear(act.pointer, rows: n, inFeatures: inter, weight: layer.down.pointer, outFeatures: width, into: out.pointer, accumulate: true)
+            if let b = layer.downBias { for r in 0..<n { Kernels.add(b.pointer, into: out.pointer + r * width, count: width) } }
+            adapter?.addDelta(layer: layerIndex, kind: .down, input: act.pointer, inputStride: inter, output: out.pointer, outputStride: width, rows: n)
+            tapes.append(LayerTape(input: x, qkv: qkv, attention: attention, middle: middle, gateUp: gateUp))
+            x = out
+        }
+        let hidden = Tensor(uninitialized: [n, width])
+        Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: weights.finalNorm.pointer, eps: c.rmsNormEps, into: hidden.pointer)
+        return TrainingTape(sequences: sequences, rowRanges: ranges, hidden: hidden, adapter: adapter, layers: tapes, final: x)
+    }
+
+    /// RoPE tables `[N, D/2]` for packed sequences that each start at position 0.
+    func rotaryTables(_ ranges: [Range<Int>]) -> (Tensor, Tensor) {
+        let half = config.headDimension / 2, n = ranges.last!.upperBound
+        let cosines = Tensor(uninitialized: [n, half]), sines = Tensor(uninitialized: [n, half])
+        for range in ranges {
+            for (i, row) in range.enumerated() { rotary.angles(position: i, cos: cosines.pointer + row * half, sin: sines.pointer + row * half) }
+        }
+        return (cosines, sines)
+    }
+
+    /// Backpropagates `hiddenGradient[N, C]` (the gradient of the loss with respect to the tape's
+    /// final hidden states) through the decoder: the adapter accumulates its parameter gradients;
+    /// with `baseGradients`, the base weights' gradients are accumulated too (full fine-tuning).
+    public func backward(_ tape: TrainingTape, hiddenGradient: Tensor, baseGradients: DecoderGradients? = nil) throws {
+        let c = config, n = tape.rowCount
+        guard hiddenGradient.shape == [n, c.hiddenSize] else {
+            throw MoRAgentError.invalidArgument("hidden gradient of shape \(hiddenGradient.shape) for a tape of \(n) rows")
+        }
+        let width = c.hiddenSize, qkvWidth = c.qkvWidth, hd = c.headCount * c.headDimension, inter = c.intermediateSize, half = c.headDimension / 2
+        let (cosines, sines) = rotaryTables(tape.rowRanges)
+        let base = baseGradients?.weights
+        // dx: gradient with respect to the residual stream, walked from the top down.
+        let dx = Tensor(zeros: [n, width])
+        Kernels.rmsNormBackward(tape.final.pointer, rows: n, columns: width, weight: weights.finalNorm.pointer, eps: c.rmsNormEps,
+                                outputGradient: hiddenGradient.pointer, addingInto: dx.pointer, weightGradient: base?.finalNorm.pointer)
+        let h = Tensor(uninitialized: [n, width]), act = Tensor(uninitialized: [n, inter])
+        let dAct = Tensor(uninitialized: [n, inter]), dGateUp = Tensor(uninitialized: [n, 2 * inter])
+        let dh = Tensor(uninitialized: [n, width]), dAttention = Tensor(uninitialized: [n, hd]), dQKV = Tensor(uninitialized: [n, qkvWidth])
+        for (layerIndex, layer) in weights.layers.enumerated().reversed() {
+            let t = tape.layers[layerIndex]
+            let lb = base?.layers[layerIndex]
+            // MLP block: out = middle + down(silu(gate)·up) (+ adapter deltas).
+            for r in 0..<n {
+                let g = t.gateUp.pointer + r * 2 * inter
+                Kernels.siluMultiply(gate: g, up: g + inter, into: act.pointer + r * inter, count: inter)
+            }
+            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: inter, k: width, a: dx.pointer, lda: width,
+                      b: layer.down.pointer, ldb: inter, c: dAct.pointer, ldc: inter)
+            if let lb {
+                BLAS.gemm(transposeA: true, transposeB: false, m: width, n: inter, k: n, a: dx.pointer, lda: width, b: act.pointer, ldb: inter,
+                          beta: 1, c: lb.down.pointer, ldc: inter)
+                if let db = lb.downBias { for r in 0..<n { Kernels.add(dx.pointer + r * width, into: db.pointer, count: width) } }
+            }
+            tape.adapter?.backward(layer: layerIndex, kind: .down, input: act.pointer, inputStride: inter, outputGradient: dx.pointer,
+                                   outputGradientStride: width, inputGradient: dAct.pointer, inputGradientStride: inter, rows: n)
+            for r in 0..<n {
+                let g = t.gateUp.pointer + r * 2 * inter, dg = dGateUp.pointer + r * 2 * inter
+                Kernels.siluMultiplyBackward(gate: g, up: g + inter, outputGradient: dAct.pointer + r * inter,
+                                             gateGradient: dg, upGradient: dg + inter, count: inter)
+            }
+            Kernels.rmsNorm(t.middle.pointer, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: width, k: 2 * inter, a: dGateUp.pointer, lda: 2 * inter,
+                      b: layer.gateUp.pointer, ldb: width, c: dh.pointer, ldc: width)
+            if let lb {
+                BLAS.gemm(transposeA: true, transposeB: false, m: 2 * inter, n: width, k: n, a: dGateUp.pointer, lda: 2 * inter,
+                          b: h.pointer, ldb: width, beta: 1, c: lb.gateUp.pointer, ldc: width)
+                if let db = lb.gateUpBias { for r in 0..<n { Kernels.add(dGateUp.pointer + r * 2 * inter, into: db.pointer, count: 2 * inter) } }
+            }
+            if let adapter = tape.adapter {
+                adapter.backward(layer: layerIndex, kind: .gate, input: h.pointer, inputStride: width, outputGradient: dGateUp.pointer,
+                                 outputGradientStride: 2 * inter, inputGradient: dh.pointer, inputGradientStride: width, rows: n)
+                adapter.backward(layer: layerIndex, kind: .up, input: h.pointer, inputStride: width, outputGradient: dGateUp.pointer + inter,
+                                 outputGradientStride: 2 * inter, inputGradient: dh.pointer, inputGradientStride: width, rows: n)
+            }
+            Kernels.rmsNormBackward(t.middle.pointer, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps,
+                                    outputGradient: dh.pointer, addingInto: dx.pointer, weightGradient: lb?.postAttentionNorm.pointer)
+            // Attention block: middle = input + o(attention(rope(qkv(norm(input))))) (+ deltas).
+            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: hd, k: width, a: dx.pointer, lda: width,
+                      b: layer.output.pointer, ldb: hd, c: dAttention.pointer, ldc: hd)
+            if let lb {
+                BLAS.gemm(transposeA: true, transposeB: false, m: width, n: hd, k: n, a: dx.pointer, lda: width, b: t.attention.pointer, ldb: hd,
+                          beta: 1, c: lb.output.pointer, ldc: hd)
+                if let db = lb.outputBias { for r in 0..<n { Kernels.add(dx.pointer + r * width, into: db.pointer, count: width) } }
+            }
+            tape.adapter?.backward(layer: layerIndex, kind: .o, input: t.attention.pointer, inputStride: hd, outputGradient: dx.pointer,
+                                   outputGradientStride: width, inputGradient: dAttention.pointer, inputGradientStride: hd, rows: n)
+            dQKV.pointer.update(repeating: 0, count: n * qkvWidth)
+            for range in tape.rowRanges {
+                Attention.backward(config: c, qkv: t.qkv.pointer + range.lowerBound * qkvWidth, count: range.count,
+                                   outputGradient: dAttention.pointer + range.lowerBound * hd,
+                                   qkvGradient: dQKV.pointer + range.lowerBound * qkvWidth)
+            }
+            for r in 0..<n {
+                Kernels.rotaryBackward(dQKV.pointer + r * qkvWidth, heads: c.headCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
+                Kernels.rotaryBackward(dQKV.pointer + r * qkvWidth + hd, heads: c.keyValueHeadCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
+            }
+            Kernels.rmsNorm(t.input.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: width, k: qkvWidth, a: dQKV.pointer, lda: qkvWidth,
+                      b: layer.qkv.pointer, ldb: width, c: dh.pointer, ldc: width)
+            if let lb {
+                BLAS.gemm(transposeA: true, transposeB: false, m: qkvWidth, n: width, k: n, a: dQKV.pointer, lda: qkvWidth,
+                          b: h.pointer, ldb: width, beta: 1, c: lb.qkv.pointer, ldc: width)
+                if let db = lb.qkvBias { for r in 0..<n { Kernels.add(dQKV.pointer + r * qkvWidth, into: db.pointer, count: qkvWidth) } }
+            }
+            if let adapter = tape.adapter {
+                for kind in [ProjectionKind.q, .k, .v] {
+                    let offset = layer.slice(of: kind, config: c).rows.lowerBound
+                    adapter.backward(layer: layerIndex, kind: kind, input: h.pointer, inputStride: width, outputGradient: dQKV.pointer + offset,
+                                     outputGradientStride: qkvWidth, inputGradient: dh.pointer, inputGradientStride: width, rows: n)
+                }
+            }
+            Kernels.rmsNormBackward(t.input.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps,
+                                    outputGradient: dh.pointer, addingInto: dx.pointer, weightGradient: lb?.inputNorm.pointer)
+        }
+        if let base {
+            for (s, seq) in tape.sequences.enumerated() {
+                for (i, id) in seq.enumerated() {
+                    Kernels.add(dx.pointer + (tape.rowRanges[s].lowerBound + i) * width, into: base.embedding.pointer + Int(id) * width, count: width)
+                }
+            }
+        }
+    }
+}

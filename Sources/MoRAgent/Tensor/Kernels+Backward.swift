@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Gradients of the element-wise and row-wise kernels, each beside the forward it inverts.
+extension Kernels {
+    /// RMSNorm backward for rows `x[N, C]`: with `r = 1/sqrt(mean(x²) + eps)` and `y = w ⊙ x · r`,
+    /// `dx_i = r·w_i·dy_i − (r³/C)·x_i·Σ_j w_j·dy_j·x_j`, added into `dx`; when `dWeight` is
+    /// given, `dw_j += Σ_rows dy_j·x_j·r` is added too.
+    public static func rmsNormBackward(_ x: UnsafePointer<Float>, rows: Int, columns c: Int, weight: UnsafePointer<Float>, eps: Float,
+                                       outputGradient dy: UnsafePointer<Float>, addingInto dx: UnsafeMutablePointer<Float>,
+                                       weightGradient dWeight: UnsafeMutablePointer<Float>? = nil) {
+        for row in 0..<rows {
+            let xr = x + row * c, dyr = dy + row * c, dxr = dx + row * c
+            let meanSquare = dot(xr, xr, count: c) / Float(c)
+            let r = 1 / (meanSquare + eps).squareRoot()
+            var s: Float = 0
+            for j in 0..<c { s += weight[j] * dyr[j] * xr[j] }
+            let k = r * r * r * s / Float(c)
+            for j in 0..<c { dxr[j] += r * weight[j] * dyr[j] - k * xr[j] }
+            if let dWeight { for j in 0..<c { dWeight[j] += dyr[j] * xr[j] * r } }
+        }
+    }
+
+    /// SwiGLU backward: for `a = silu(g)·u`, `du = da·silu(g)` and
+    /// `dg = da·u·σ(g)·(1 + g·(1 − σ(g)))`, written (not added) into `dGate`, `dUp`.
+    public static func siluMultiplyBackward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, outputGradient da: UnsafePointer<Float>,
+                                            gateGradient dGate: UnsafeMutablePointer<Float>, upGradient dUp: UnsafeMutablePointer<Float>, count n: Int) {
+        for i in 0..<n {
+            let g = gate[i], s = 1 / (1 + expf(-g))
+            dUp[i] = da[i] * g * s
+            dGate[i] = da[i] * up[i] * s * (1 + g * (1 - s))
+        }
+    }
+
+    /// The inverse rotation of `rotary` (rotation by −θ), which is also its gradient: RoPE is
+    /// orthogonal, so `dx = Rᵀ dy`.
+    public static func rotaryBackward(_ x: UnsafeMutablePointer<Float>, heads: Int, headDimension d: Int,
+                                      cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        let half = d / 2
+        for h in 0..<heads {
+            let a = x + h * d, b = a + half
+            for i in 0..<half {
+                let y1 = a[i], y2 = b[i]
+                a[i] = y1 * cos[i] + y2 * sin[i]
+                b[i] = y2 * cos[i] - y1 * sin[i]
+            }
+        }
+    }
+}

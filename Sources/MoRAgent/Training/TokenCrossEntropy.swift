@@ -1,0 +1,72 @@
+/// Token-level cross-entropy through the LM head, the SFT objective and the building block of
+/// every policy loss (DESIGN.md §5).
+///
+/// Rows are processed in chunks, so the `[N, V]` logits never exist at once (for a 152k
+/// vocabulary, 1,024 rows would need 622 MB); each chunk's logits turn into `softmax − onehot`
+/// in place and go back through the LM head into the hidden-state gradient.
+public enum TokenCrossEntropy {
+    /// Rows per chunk.
+    static let chunk = 64
+
+    /// Next-token targets for packed whole sequences: row `i` of a sequence predicts token
+    /// `i + 1`; its last row predicts nothing (-1). `trainOn[s][j]`, when given, says whether
+    /// token `j` of sequence `s` is a target (e.g. only assistant/action tokens).
+    public static func nextTokenTargets(_ sequences: [[Int32]], trainOn: [[Bool]]? = nil) throws -> [Int32] {
+        if let m = trainOn {
+            guard m.count == sequences.count, zip(m, sequences).allSatisfy({ $0.count == $1.count }) else {
+                throw MoRAgentError.invalidArgument("the target mask does not match the sequences' lengths")
+            }
+        }
+        var targets: [Int32] = []
+        for (s, seq) in sequences.enumerated() {
+            for i in 0..<seq.count {
+                let j = i + 1
+                targets.append(j < seq.count && (trainOn?[s][j] ?? true) ? seq[j] : -1)
+            }
+        }
+        return targets
+    }
+
+    /// The mean cross-entropy over rows with a target (`targets[row] ≥ 0`), or the sum divided by
+    /// `normalizer` when given, and its gradient with respect to `hidden[N, C]`; with
+    /// `lmHeadGradient[V, C]`, the LM head's gradient is accumulated there too.
+    public static func lossAndGradient(hidden: Tensor, targets: [Int32], lmHead: Tensor, normalizer: Double? = nil,
+                                       lmHeadGradient: Tensor? = nil) throws -> (loss: Double, hiddenGradient: Tensor, count: Int) {
+        let n = hidden.rows, c = hidden.rowLength, v = lmHead.rows
+        guard targets.count == n else { throw MoRAgentError.invalidArgument("\(targets.count) targets for \(n) rows") }
+        for t in targets where t >= Int32(v) { throw MoRAgentError.invalidArgument("label \(t) is outside the vocabulary of \(v)") }
+        let count = targets.filter { $0 >= 0 }.count
+        let dHidden = Tensor(zeros: [n, c])
+        guard count > 0 else { return (0, dHidden, 0) }
+        let scale = 1 / (normalizer ?? Double(count))
+        guard scale.isFinite, scale > 0 else { throw MoRAgentError.invalidArgument("the loss normalizer must be positive") }
+        var total = 0.0
+        let logits = Tensor(uninitialized: [chunk, v])
+        var start = 0
+        while start < n {
+            let rows = (start..<min(n, start + chunk)).filter { targets[$0] >= 0 }
+            start += chunk
+            guard !rows.isEmpty else { continue }
+            let x = Tensor(uninitialized: [rows.count, c])
+            for (i, r) in rows.enumerated() { (x.pointer + i * c).update(from: hidden.pointer + r * c, count: c) }
+            BLAS.linear(x.pointer, rows: rows.count, inFeatures: c, weight: lmHead.pointer, outFeatures: v, into: logits.pointer)
+            for (i, r) in rows.enumerated() {
+                let row = logits.pointer + i * v, target = Int(targets[r])
+                let logTarget = row[target]
+                let logZ = Kernels.softmax(row, count: v)       // row now holds probabilities
+                total += Double(logZ - logTarget)
+                row[target] -= 1
+                Kernels.scale(row, by: Float(scale), count: v)
+            }
+            let dx = Tensor(uninitialized: [rows.count, c])
+            BLAS.gemm(transposeA: false, transposeB: false, m: rows.count, n: c, k: v, a: logits.pointer, lda: v,
+                      b: lmHead.pointer, ldb: c, c: dx.pointer, ldc: c)
+            for (i, r) in rows.enumerated() { (dHidden.pointer + r * c).update(from: dx.pointer + i * c, count: c) }
+            if let dW = lmHeadGradient {
+                BLAS.gemm(transposeA: true, transposeB: false, m: v, n: c, k: rows.count, a: logits.pointer, lda: v,
+                          b: x.pointer, ldb: c, beta: 1, c: dW.pointer, ldc: c)
+            }
+        }
+        return (total * scale, dHidden, count)
+    }
+}

@@ -1,0 +1,125 @@
+import XCTest
+@testable import MoRAgent
+
+/// Backward through the decoder against central finite differences of the loss.
+///
+/// Tolerances: the forward runs in f32 (loss rounding ~1e-6 relative), so differences use a
+/// step of 1e-2 on a small model whose loss is O(1); truncation and rounding errors are then
+/// O(1e-4) and a gradient entry must agree within 3% relative or 2e-4 absolute.
+final class GradientTests: XCTestCase {
+    static let config: ModelConfig = {
+        var c = ModelConfig(architecture: .qwen2, hiddenSize: 16, intermediateSize: 24, layerCount: 2, headCount: 4,
+                            keyValueHeadCount: 2, vocabularySize: 37, ropeTheta: 10000, tieWordEmbeddings: false)
+        c.slidingWindow = 5
+        return c
+    }()
+    let sequences: [[Int32]] = [[1, 5, 9, 2, 30, 7, 8], [3, 33, 12, 4]]
+
+    func loss(_ decoder: Decoder, _ adapter: ExpertMixtureAdapter?, targets: [Int32]) throws -> Double {
+        let tape = try decoder.trainingForward(sequences, adapter: adapter)
+        return try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: decoder.weights.lmHead).loss
+    }
+
+    func assertClose(_ analytic: Float, _ numeric: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        let err = abs(Double(analytic) - numeric)
+        XCTAssertTrue(err <= 2e-4 || err <= 0.03 * abs(numeric), "\(what): analytic \(analytic), numeric \(numeric)", file: file, line: line)
+    }
+
+    /// Central difference of the loss with respect to one float.
+    func numeric(_ p: UnsafeMutablePointer<Float>, _ f: () throws -> Double, step: Float = 1e-2) rethrows -> Double {
+        let saved = p.pointee
+        p.pointee = saved + step
+        let up = try f()
+        p.pointee = saved - step
+        let down = try f()
+        p.pointee = saved
+        return (up - down) / (2 * Double(step))
+    }
+
+    func testTrainingForwardEqualsInferenceForward() throws {
+        let d = Decoder(weights: DecoderWeights.random(config: Self.config, seed: 1))
+        let tape = try d.trainingForward(sequences)
+        let inference = try d.forward(sequences.map { DecoderSequence(tokens: $0, cache: KVCache(config: Self.config)) }, logits: .none)
+        for (a, b) in zip(tape.hidden.values, inference.hidden.values) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
+    /// LoRA A and B gradients in all seven projections, two experts mixed 0.6/0.4 on one
+    /// sequence and one expert alone on the other, with a masked target set.
+    func testLoRAGradientsMatchFiniteDifferences() throws {
+        let d = Decoder(weights: DecoderWeights.random(config: Self.config, seed: 2))
+        let experts = try ExpertSet(model: Self.config, count: 2, configuration: LoRAConfiguration(rank: 3, alpha: 6, targetModules: Set(ProjectionKind.allCases)), seed: 3)
+        var g = SeededGenerator(seed: 4)
+        for e in experts.experts { for key in e.modules.keys.sorted() { let m = e.modules[key]!; for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * 0.3 } } }
+        let adapter = try ExpertMixtureAdapter(experts: experts, routes: [.mixture([(0, 0.6), (1, 0.4)]), .expert(1)],
+                                               tokenCounts: sequences.map(\.count))
+        let grads = ExpertGradients(experts: experts)
+        adapter.gradients = grads
+        let mask = sequences.map { s in s.indices.map { $0 % 3 != 1 } }
+        let targets = try TokenCrossEntropy.nextTokenTargets(sequences, trainOn: mask)
+        let tape = try d.trainingForward(sequences, adapter: adapter)
+        let (_, dHidden, count) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: d.weights.lmHead)
+        XCTAssertEqual(count, targets.filter { $0 >= 0 }.count)
+        try d.backward(tape, hiddenGradient: dHidden)
+        let f = { try self.loss(d, adapter, targets: targets) }
+        var checked = 0
+        for (e, expert) in experts.experts.enumerated() {
+            for kind in ProjectionKind.allCases {
+                for layer in 0..<2 {
+                    let key = LoRAModuleKey(layer: layer, kind: kind)
+                    let m = expert.modules[key]!, gr = grads[e, key]!
+                    for i in [0, m.a.count / 2, m.a.count - 1] {
+                        assertClose(gr.a.pointer[i], try numeric(m.a.pointer + i, f), "expert \(e) \(kind) layer \(layer) dA[\(i)]")
+                        checked += 1
+                    }
+                    for i in [1, m.b.count - 2] {
+                        assertClose(gr.b.pointer[i], try numeric(m.b.pointer + i, f), "expert \(e) \(kind) layer \(layer) dB[\(i)]")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(checked, 140)
+        XCTAssertGreaterThan(grads[1, LoRAModuleKey(layer: 0, kind: .q)]!.a.values.map(abs).max()!, 1e-4)
+    }
+
+    /// Base-weight gradients (full fine-tuning), including norms, biases and the embeddings.
+    func testBaseGradientsMatchFiniteDifferences() throws {
+        let w = DecoderWeights.random(config: Self.config, seed: 5)
+        var g = SeededGenerator(seed: 6)
+        for l in w.layers { for t in [l.inputNorm, l.postAttentionNorm] { for i in 0..<t.count { t.pointer[i] = 1 + (g.nextUnitFloat() - 0.5) * 0.4 } } }
+        let d = Decoder(weights: w)
+        let targets = try TokenCrossEntropy.nextTokenTargets(sequences)
+        let grads = DecoderGradients(config: Self.config)
+        let tape = try d.trainingForward(sequences)
+        let (_, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: w.lmHead, lmHeadGradient: grads.weights.lmHead)
+        try d.backward(tape, hiddenGradient: dHidden, baseGradients: grads)
+        let f = { try self.loss(d, nil, targets: targets) }
+        let gw = grads.weights
+        let probes: [(String, Tensor, Tensor, [Int])] = [
+            ("qkv", w.layers[0].qkv, gw.layers[0].qkv, [0, 100, 16 * 16 + 3, 16 * 24 + 5, w.layers[0].qkv.count - 1]),
+            ("qkv bias", w.layers[1].qkvBias!, gw.layers[1].qkvBias!, [0, 17, 31]),
+            ("output", w.layers[1].output, gw.layers[1].output, [0, 77, 255]),
+            ("gateUp", w.layers[0].gateUp, gw.layers[0].gateUp, [5, 400, 767]),
+            ("down", w.layers[1].down, gw.layers[1].down, [0, 200, 383]),
+            ("input norm", w.layers[1].inputNorm, gw.layers[1].inputNorm, [0, 7, 15]),
+            ("post-attention norm", w.layers[0].postAttentionNorm, gw.layers[0].postAttentionNorm, [3, 12]),
+            ("final norm", w.finalNorm, gw.finalNorm, [0, 9]),
+            ("embedding", w.embedding, gw.embedding, [5 * 16 + 2, 33 * 16 + 15]),
+            ("lm head", w.lmHead, gw.lmHead, [9 * 16 + 1, 36 * 16]),
+        ]
+        for (name, weight, grad, indices) in probes {
+            for i in indices { assertClose(grad.pointer[i], try numeric(weight.pointer + i, f), "\(name)[\(i)]") }
+        }
+    }
+
+    func testCrossEntropyRejectsBadLabels() throws {
+        let d = Decoder(weights: DecoderWeights.random(config: Self.config, seed: 1))
+        let tape = try d.trainingForward([[1, 2, 3]])
+        XCTAssertThrowsError(try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: [2, 37, -1], lmHead: d.weights.lmHead))
+        XCTAssertThrowsError(try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: [2, 3], lmHead: d.weights.lmHead))
+        XCTAssertThrowsError(try TokenCrossEntropy.nextTokenTargets([[1, 2]], trainOn: [[true]]))
+        XCTAssertThrowsError(try d.backward(tape, hiddenGradient: Tensor(zeros: [2, 16])))
+        let empty = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: [-1, -1, -1], lmHead: d.weights.lmHead)
+        XCTAssertEqual(empty.count, 0)
+    }
+}
