@@ -24,6 +24,13 @@ What it writes:
                                          rank/alpha patterns, all seven projections) and
                                          the logits PEFT computes with them, alone and as a
                                          0.7/0.3 soft mixture (tools/fixtures_adapters.py)
+    gradients/{qwen2,llama}-tiny/...     reference gradients (float32, transformers + peft)
+                                         of the causal-LM cross-entropy on the reference
+                                         batch: every LoRA parameter of qwen2 expert0/expert1
+                                         and llama expert0 (plain loss and a loss over the
+                                         last 3 targets of each sequence only), and six base
+                                         weights of qwen2-tiny under full fine-tuning
+                                         (tools/fixtures_gradients.py)
 
 Requirements: torch, transformers, tokenizers, peft, safetensors (numpy comes along).
 Nothing is downloaded from a model hub: the tokenizers are trained on text the
@@ -52,7 +59,7 @@ import argparse
 import pathlib
 import sys
 
-# The two generator modules live next to this file; make them importable no
+# The generator modules live next to this file; make them importable no
 # matter what the current directory is.
 TOOLS_DIR = pathlib.Path(__file__).resolve().parent
 REPO_ROOT = TOOLS_DIR.parent
@@ -61,6 +68,7 @@ sys.path.insert(0, str(TOOLS_DIR))
 sys.dont_write_bytecode = True
 
 import fixtures_adapters  # noqa: E402
+import fixtures_gradients  # noqa: E402
 import fixtures_models  # noqa: E402
 import fixtures_tokenizer  # noqa: E402
 
@@ -78,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     fixtures_models.make(out / "models", out / "tokenizers" / "bpe" / "tokenizer.json")
     # LoRA adapters (peft) for the tiny models just written.
     fixtures_adapters.make(out / "adapters", out / "models")
+    # Training-step gradients for those models and adapters.
+    fixtures_gradients.make(out / "gradients", out / "models", out / "adapters")
     print(f"fixtures written to {out}")
     return 0
 

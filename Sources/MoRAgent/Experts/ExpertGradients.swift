@@ -19,3 +19,19 @@ public final class ExpertGradients: @unchecked Sendable {
     /// The gradients of expert `expert`'s module `key`.
     public subscript(expert: Int, key: LoRAModuleKey) -> (a: Tensor, b: Tensor)? { gradients[expert][key] }
 }
+
+extension ExpertGradients {
+    /// `(parameter, gradient)` pairs of every expert in a fixed order (expert, module, A then B),
+    /// for an optimiser.
+    public func parameterPairs(_ experts: ExpertSet) -> [(value: Tensor, gradient: Tensor)] {
+        var pairs: [(value: Tensor, gradient: Tensor)] = []
+        for (e, expert) in experts.experts.enumerated() {
+            for key in expert.modules.keys.sorted() {
+                let m = expert.modules[key]!, g = gradients[e][key]!
+                pairs.append((m.a, g.a))
+                pairs.append((m.b, g.b))
+            }
+        }
+        return pairs
+    }
+}
