@@ -10,6 +10,13 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
     public let experts: ExpertSet
     /// Where `backward` accumulates the experts' gradients (nil: inference only).
     public var gradients: ExpertGradients?
+    /// `dL/dw_k` per sequence and expert, when enabled: the gradient of the loss with respect to
+    /// the weight of expert k's delta on that sequence's tokens, for every k (also the experts
+    /// the route does not use). PA-MoE's straight-through estimator reads it as `dL/dp_k`
+    /// (DESIGN.md §4).
+    public private(set) var routeWeightGradients: [[Double]]?
+    /// The sequence of every packed row (known when built from per-sequence routes).
+    let rowSequences: [Int]?
     /// For each expert id, the rows it serves and their weights (rows ascending).
     let groups: [(rows: [Int], weights: [Float])]
     private var scratch: [UnsafeMutablePointer<Float>?] = [nil, nil, nil]
@@ -30,11 +37,18 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
             }
             rows += Array(repeating: entries, count: n)
         }
-        try self.init(experts: experts, rowWeights: rows)
+        try self.init(experts: experts, rowWeights: rows,
+                      rowSequences: tokenCounts.enumerated().flatMap { Array(repeating: $0.offset, count: $0.element) })
+    }
+
+    /// Starts recording `routeWeightGradients` (zeroed) in `backward`.
+    public func recordRouteWeightGradients() throws {
+        guard let rowSequences else { throw MoRAgentError.invalidArgument("route-weight gradients need per-sequence routes") }
+        routeWeightGradients = Array(repeating: Array(repeating: 0, count: experts.count), count: (rowSequences.max() ?? -1) + 1)
     }
 
     /// Per packed row, the experts it goes through and their weights (token-level routing).
-    public convenience init(experts: ExpertSet, rowWeights: [[(expert: Int, weight: Float)]]) throws {
+    public convenience init(experts: ExpertSet, rowWeights: [[(expert: Int, weight: Float)]], rowSequences: [Int]? = nil) throws {
         for entries in rowWeights {
             for (k, w) in entries {
                 guard k >= 0, k < experts.count else {
@@ -43,11 +57,11 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
                 guard w.isFinite else { throw MoRAgentError.invalidArgument("expert weight \(w) is not finite") }
             }
         }
-        self.init(experts: experts, checkedRowWeights: rowWeights)
+        self.init(experts: experts, checkedRowWeights: rowWeights, rowSequences: rowSequences)
     }
 
     /// Per-row weights whose expert ids are known to be in range (a router's own output).
-    init(experts: ExpertSet, checkedRowWeights rowWeights: [[(expert: Int, weight: Float)]]) {
+    init(experts: ExpertSet, checkedRowWeights rowWeights: [[(expert: Int, weight: Float)]], rowSequences: [Int]? = nil) {
         var groups = Array(repeating: (rows: [Int](), weights: [Float]()), count: experts.count)
         for (row, entries) in rowWeights.enumerated() {
             for (k, w) in entries where w != 0 {
@@ -57,6 +71,7 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
         }
         self.experts = experts
         self.groups = groups
+        self.rowSequences = rowSequences
     }
 
     deinit { scratch.forEach { $0?.deallocate() } }
@@ -103,6 +118,20 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
                          outputGradient: UnsafePointer<Float>, outputGradientStride: Int,
                          inputGradient: UnsafeMutablePointer<Float>, inputGradientStride: Int, rows: Int) {
         let key = LoRAModuleKey(layer: layer, kind: kind)
+        if routeWeightGradients != nil, let rowSequences {
+            // dL/dw_k over a sequence's rows = s_k · Σ_rows (dY B_k) · (X A_kᵀ), for every expert k.
+            for (k, expert) in experts.experts.enumerated() {
+                guard let m = expert.modules[key] else { continue }
+                let r = m.rank
+                let t = Tensor(uninitialized: [rows, r]), u = Tensor(uninitialized: [rows, r])
+                BLAS.linear(input, rows: rows, inFeatures: m.inFeatures, xStride: inputStride, weight: m.a.pointer, outFeatures: r, into: t.pointer, yStride: r)
+                BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: r, k: m.outFeatures, a: outputGradient, lda: outputGradientStride,
+                          b: m.b.pointer, ldb: r, c: u.pointer, ldc: r)
+                for row in 0..<rows {
+                    routeWeightGradients![rowSequences[row]][k] += Double(m.scale) * Double(Kernels.dot(t.pointer + row * r, u.pointer + row * r, count: r))
+                }
+            }
+        }
         for (k, group) in groups.enumerated() where !group.rows.isEmpty {
             guard let module = experts.experts[k].modules[key] else { continue }
             let m = group.rows.count, r = module.rank, inF = module.inFeatures, outF = module.outFeatures
