@@ -21,7 +21,10 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .target(name: "MoRAgent", dependencies: ["COpenBLAS"], path: "Sources/MoRAgent",
                 swiftSettings: [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]),
-        .target(name: "MoRAgentC", dependencies: ["MoRAgent"], path: "Sources/MoRAgentC",
+        // The C header as a Swift module, so the entry points in MoRAgentC take and fill the
+        // header's own structs and enums: their layout cannot drift from what C callers compile.
+        .systemLibrary(name: "CMoRAgent", path: "Sources/CMoRAgent"),
+        .target(name: "MoRAgentC", dependencies: ["MoRAgent", "CMoRAgent"], path: "Sources/MoRAgentC",
                 linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(name: "moragent",
                           dependencies: ["MoRAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # Runs every test of the project and ends with one line "tests: N passed, M failed".
 # Installs what it needs first (scripts/setup.sh), then builds and runs the Swift suite
-# (parity with transformers, loaders, tokenizer, sampling, decoder properties).
-set -euo pipefail
+# (parity with transformers and PEFT, loaders, tokenizer, sampling, decoder, experts, routers,
+# gradients) and the C ABI and binding tests (scripts/test-bindings.sh: C, Python, Lua, examples).
+set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 [ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"
-bash scripts/setup.sh
+bash scripts/setup.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-status=0
-swift build --build-tests
-swift test --skip-build --disable-swift-testing 2>&1 | tee "$log" || status=$?
-summary=$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
 passed=0; failed=0
-if [[ "$summary" =~ Executed\ ([0-9]+)\ tests?,\ with\ ([0-9]+)\ failure ]]; then
-  failed=${BASH_REMATCH[2]}; passed=$(( BASH_REMATCH[1] - failed ))
+if swift build --build-tests; then
+  swift test --skip-build --disable-swift-testing 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  summary=$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+  if [[ "$summary" =~ Executed\ ([0-9]+)\ tests?,\ with\ ([0-9]+)\ failure ]]; then
+    passed=$(( BASH_REMATCH[1] - BASH_REMATCH[2] )); failed=${BASH_REMATCH[2]}
+  fi
+  [ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=$((failed + 1))
+  bash scripts/test-bindings.sh 2>&1 | tee "$log"
+  if [[ "$(tail -n 1 "$log")" =~ bindings:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+    passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+  else
+    failed=$((failed + 1))
+  fi
 else
   failed=1
 fi
-[ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

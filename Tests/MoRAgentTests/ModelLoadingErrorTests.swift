@@ -53,6 +53,24 @@ final class ModelLoadingErrorTests: XCTestCase {
         XCTAssertTrue(e.contains("config.json") && e.contains("GPT2LMHeadModel"), e)
     }
 
+    /// Absurd sizes fail before anything is allocated (they used to trap on allocation).
+    func testImplausibleSizesFailCleanly() throws {
+        let folder = try copyOfModel(); defer { try? FileManager.default.removeItem(atPath: folder) }
+        let original = try String(contentsOfFile: folder + "/config.json", encoding: .utf8)
+        for (from, to, expected) in [("\"vocab_size\": 512", "\"vocab_size\": 100000000000000", "vocab_size"),
+                                     ("\"vocab_size\": 512", "\"vocab_size\": 20000000", "config implies [20000000, 64]"),
+                                     ("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 4000", "model.safetensors"),
+                                     ("\"eos_token_id\": 2", "\"eos_token_id\": 99999999999", "")] {
+            try original.replacingOccurrences(of: from, with: to).write(toFile: folder + "/config.json", atomically: true, encoding: .utf8)
+            if expected.isEmpty {
+                XCTAssertEqual(try Decoder(folder: folder).config.eosTokenIDs, [], "an EOS id beyond Int32 is dropped, not trapped on")
+            } else {
+                let e = loadError(folder)
+                XCTAssertTrue(e.contains(expected), e)
+            }
+        }
+    }
+
     func testShapeThatDisagreesWithConfig() throws {
         let folder = try copyOfModel(); defer { try? FileManager.default.removeItem(atPath: folder) }
         var config = try String(contentsOfFile: folder + "/config.json", encoding: .utf8)

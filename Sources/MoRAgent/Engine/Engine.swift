@@ -32,9 +32,11 @@ public final class Engine: @unchecked Sendable {
         return try TextGenerator(engine: self).generate(prompts: [ids], parameters: parameters)[0]
     }
 
-    /// Generates a continuation of each prompt of token ids, all decoded together.
-    public func generate(prompts: [[Int32]], parameters: SamplingParameters) throws -> [GenerationResult] {
-        try TextGenerator(engine: self).generate(prompts: prompts, parameters: parameters)
+    /// Generates a continuation of each prompt of token ids, all decoded together; `progress`
+    /// is told of every step and may throw to stop (see `GenerationProgress`).
+    public func generate(prompts: [[Int32]], parameters: SamplingParameters,
+                         progress: GenerationProgress? = nil) throws -> [GenerationResult] {
+        try TextGenerator(engine: self).generate(prompts: prompts, parameters: parameters, progress: progress)
     }
 
     /// Generates with LoRA experts: prompt `i`'s tokens (prompt and generated) go through

@@ -22,6 +22,12 @@ public struct GenerationResult: Equatable, Sendable {
     public var stopReason: StopReason
 }
 
+/// Observes a generation: called with `(stepsDone, stepsTotal)`, where `stepsTotal` is
+/// `maxNewTokens`, once before the prompts are processed (0 steps) and after every decoding step
+/// (one new token per live sequence). Throwing stops generation and `generate` rethrows the
+/// error: this is how a host cancels a long call (the C layer's progress/abort callback).
+public typealias GenerationProgress = (_ stepsDone: Int, _ stepsTotal: Int) throws -> Void
+
 /// Prefill-then-decode generation for a batch of prompts.
 ///
 /// Every prompt gets its own cache and its own sampler seeded with `seed + index·φ` (φ the
@@ -30,11 +36,17 @@ public struct GenerationResult: Equatable, Sendable {
 struct TextGenerator {
     let engine: Engine
 
+    /// Caches start with room for the prompt and at most this many new tokens, then grow by
+    /// doubling. Reserving all of `maxNewTokens` up front would overflow or exhaust memory for
+    /// the large bounds callers pass when they expect a stop token to end generation early.
+    static let initialDecodeReserve = 4096
+
     /// Builds the adapter of one forward from the indices of the prompts in it, their new token
     /// counts and the tokens each has generated so far (nil: base model).
     typealias AdapterFactory = (_ prompts: [Int], _ tokenCounts: [Int], _ generated: [[Int32]]) throws -> DecoderAdapter?
 
-    func generate(prompts: [[Int32]], parameters p: SamplingParameters, adapter: AdapterFactory? = nil) throws -> [GenerationResult] {
+    func generate(prompts: [[Int32]], parameters p: SamplingParameters, adapter: AdapterFactory? = nil,
+                  progress: GenerationProgress? = nil) throws -> [GenerationResult] {
         try p.validate()
         guard !prompts.isEmpty else { throw MoRAgentError.invalidArgument("no prompts") }
         let decoder = engine.decoder, c = decoder.config
@@ -47,10 +59,12 @@ struct TextGenerator {
             q.seed = p.seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15
             return TokenSampler(parameters: q)
         }
-        let caches = prompts.map { KVCache(config: c, capacity: $0.count + p.maxNewTokens + 1) }
+        let caches = prompts.map { KVCache(config: c, capacity: $0.count + min(p.maxNewTokens, Self.initialDecodeReserve) + 1) }
         var active = Array(prompts.indices)
         var pending = prompts
         var stopEnds = prompts.map { _ in 0 }
+        var steps = 0
+        try progress?(0, p.maxNewTokens)
         while !active.isEmpty {
             if results[active[0]].ids.count >= p.maxNewTokens { break }
             let stepAdapter = try adapter?(active, active.map { pending[$0].count }, active.map { results[$0].ids })
@@ -74,6 +88,8 @@ struct TextGenerator {
                 }
             }
             active = still
+            steps += 1
+            try progress?(steps, p.maxNewTokens)
         }
         if let tokenizer {
             for s in results.indices {

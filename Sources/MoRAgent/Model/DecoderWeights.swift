@@ -109,9 +109,25 @@ public final class DecoderWeights: @unchecked Sendable {
     /// against `config`.
     public static func load(folder: String, config c: ModelConfig) throws -> DecoderWeights {
         var source = try WeightSource(folder: folder)
-        let w = DecoderWeights(config: c)
         let hd = c.headCount * c.headDimension, kv = c.keyValueWidth, width = c.hiddenSize, inter = c.intermediateSize
+        // Every tensor the config implies, checked against the headers before any allocation, so a
+        // config that disagrees with its weights fails cleanly whatever sizes it claims.
+        var expected: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocabularySize, width]), ("model.norm.weight", [width])]
+        for i in 0..<c.layerCount {
+            let p = "model.layers.\(i)."
+            expected += [(p + "input_layernorm.weight", [width]), (p + "post_attention_layernorm.weight", [width]),
+                         (p + "self_attn.q_proj.weight", [hd, width]), (p + "self_attn.k_proj.weight", [kv, width]),
+                         (p + "self_attn.v_proj.weight", [kv, width]), (p + "self_attn.o_proj.weight", [width, hd]),
+                         (p + "mlp.gate_proj.weight", [inter, width]), (p + "mlp.up_proj.weight", [inter, width]),
+                         (p + "mlp.down_proj.weight", [width, inter])]
+            if c.qkvBias { expected += [(p + "self_attn.q_proj.bias", [hd]), (p + "self_attn.k_proj.bias", [kv]), (p + "self_attn.v_proj.bias", [kv])] }
+            if c.outputBias { expected.append((p + "self_attn.o_proj.bias", [width])) }
+            if c.mlpBias { expected += [(p + "mlp.gate_proj.bias", [inter]), (p + "mlp.up_proj.bias", [inter]), (p + "mlp.down_proj.bias", [width])] }
+        }
+        if !c.tieWordEmbeddings { expected.append(("lm_head.weight", [c.vocabularySize, width])) }
+        for (name, shape) in expected { try source.check(name, shape: shape) }
 
+        let w = DecoderWeights(config: c)
         func read(_ name: String, _ shape: [Int], into p: UnsafeMutablePointer<Float>) throws {
             try source.read(name, shape: shape, into: p)
         }
@@ -182,6 +198,17 @@ struct WeightSource {
             description = index
         } else {
             throw MoRAgentError.io(path: folder, reason: "no model.safetensors or model.safetensors.index.json in the folder")
+        }
+    }
+
+    /// Throws unless `name` exists with `shape` and a float dtype (reads nothing).
+    func check(_ name: String, shape: [Int]) throws {
+        guard let f = files[name], let e = f.entries[name] else { throw MoRAgentError.malformedFile(path: description, reason: "missing tensor \"\(name)\"") }
+        guard e.shape == shape else {
+            throw MoRAgentError.malformedFile(path: f.path, reason: "tensor \"\(name)\" has shape \(e.shape) but the config implies \(shape)")
+        }
+        guard e.dtype.isConvertibleToFloat32 else {
+            throw MoRAgentError.unsupported("\(f.path): tensor \"\(name)\" has dtype \(e.dtype.rawValue); weights must be F32, F16 or BF16")
         }
     }
 

@@ -102,6 +102,15 @@ public struct ModelConfig: Equatable, Sendable {
             headDimension = hiddenSize / headCount
         }
         guard headDimension % 2 == 0 else { throw bad("head dimension \(headDimension) is odd; RoPE needs pairs") }
+        // Sizes beyond any real model are rejected here, before shapes are multiplied (which
+        // could overflow) or memory is allocated for them. Counted in Double so the check cannot trap.
+        let limits: [(String, Int, Int)] = [("hidden_size", hiddenSize, 1 << 20), ("intermediate_size", intermediateSize, 1 << 22),
+                                            ("num_hidden_layers", layerCount, 1 << 12), ("num_attention_heads", headCount, 1 << 12),
+                                            ("head dimension", headDimension, 1 << 14), ("vocab_size", vocabularySize, 1 << 25)]
+        for (name, value, limit) in limits where value > limit { throw bad("\(name) \(value) is implausibly large (limit \(limit))") }
+        let h = Double(hiddenSize), heads = Double(headCount + 2 * keyValueHeadCount) * Double(headDimension)
+        let parameters = Double(layerCount) * (h * heads + h * Double(headCount * headDimension) + 3 * h * Double(intermediateSize)) + 2 * Double(vocabularySize) * h
+        guard parameters < 1e12 else { throw bad("the configuration describes \(parameters) parameters, more than this engine can hold") }
         rmsNormEps = Float(try double(json, "rms_norm_eps") ?? 1e-6)
         maxPositionEmbeddings = try int("max_position_embeddings", default: 4096)
 
@@ -149,10 +158,12 @@ public struct ModelConfig: Equatable, Sendable {
             slidingWindow = try json["sliding_window"].flatMap { $0.isNull ? nil : try int("sliding_window") }
         }
         if let w = slidingWindow, w <= 0 { throw bad("sliding_window must be positive") }
-        bosTokenID = json["bos_token_id"]?.intValue.map(Int32.init)
+        // Ids that do not fit in Int32 are dropped like non-integers: no token can have them, and
+        // converting them would trap.
+        bosTokenID = json["bos_token_id"]?.intValue.flatMap { Int32(exactly: $0) }
         switch json["eos_token_id"] {
-        case .number?: eosTokenIDs = json["eos_token_id"]!.intValue.map { [Int32($0)] } ?? []
-        case .array(let a)?: eosTokenIDs = a.compactMap { $0.intValue.map(Int32.init) }
+        case .number?: eosTokenIDs = json["eos_token_id"]!.intValue.flatMap { Int32(exactly: $0) }.map { [$0] } ?? []
+        case .array(let a)?: eosTokenIDs = a.compactMap { $0.intValue.flatMap { Int32(exactly: $0) } }
         default: eosTokenIDs = []
         }
     }

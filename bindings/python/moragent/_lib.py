@@ -1,0 +1,276 @@
+"""Raw ctypes bindings, one per declaration of ``include/moragent.h``, in the header's order.
+
+Each binding repeats its C declaration in a comment, so the two can be compared line by line.
+Nothing here checks arguments or turns statuses into exceptions: that is ``_handles`` and the
+package's job. Loading the library happens at import; see ``load_library``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_float, c_int, c_int32, c_size_t,
+                    c_uint64, c_void_p)
+from typing import Optional
+
+# ---- loading ---------------------------------------------------------------------------------
+
+LIBRARY_FILE = "libmoragent.so"
+
+
+def openblas_core_type(cpuinfo_path: str = "/proc/cpuinfo") -> Optional[str]:
+    """The OpenBLAS kernel family this CPU should run, judged from its flags, or None.
+
+    Debian's OpenBLAS 0.3.21 picks kernels from the CPU model number and falls back to the
+    generic SSE3 ``Prescott`` ones on CPUs newer than itself (measured 2.5x slower than
+    ``SkylakeX`` on an AVX-512 Xeon). ``OPENBLAS_CORETYPE`` overrides the choice, but OpenBLAS
+    reads it only when it is loaded, so it must be set before ``libmoragent.so`` (which pulls
+    OpenBLAS in) is.
+    """
+    try:
+        with open(cpuinfo_path, encoding="ascii", errors="replace") as f:
+            flags_line = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return None
+    flags = set(flags_line.split(":", 1)[-1].split())
+    if {"avx512f", "avx512bw", "avx512vl"} <= flags:
+        return "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
+def library_candidates() -> list:
+    """Where the library is looked for: ``$MORAGENT_LIBRARY`` alone when it is set (the file
+    itself or the folder holding it: an explicit choice must not fall back to another copy),
+    else the package folder, then the system loader's search."""
+    configured = os.environ.get("MORAGENT_LIBRARY")
+    if configured:
+        return [os.path.join(configured, LIBRARY_FILE) if os.path.isdir(configured) else configured]
+    candidates = []
+    packaged = os.path.join(os.path.dirname(os.path.abspath(__file__)), LIBRARY_FILE)
+    if os.path.exists(packaged):
+        candidates.append(packaged)
+    system = ctypes.util.find_library("moragent")
+    if system:
+        candidates.append(system)
+    return candidates
+
+
+def load_library() -> ctypes.CDLL:
+    """Sets ``OPENBLAS_CORETYPE`` if unset, loads the first library found, and checks that its
+    major version is the one these bindings were written for."""
+    if "OPENBLAS_CORETYPE" not in os.environ:
+        core = openblas_core_type()
+        if core:
+            os.environ["OPENBLAS_CORETYPE"] = core
+    candidates = library_candidates()
+    if not candidates:
+        raise ImportError("moragent: libmoragent.so not found; set MORAGENT_LIBRARY to its path, copy it into "
+                          f"{os.path.dirname(os.path.abspath(__file__))}, or install it where the system loader looks")
+    errors = []
+    for path in candidates:
+        try:
+            library = ctypes.CDLL(path)
+            break
+        except OSError as error:
+            errors.append(f"{path}: {error}")
+    else:
+        raise ImportError("moragent: could not load libmoragent.so: " + "; ".join(errors))
+    library.moragent_version_number.restype = c_int32
+    library.moragent_version_number.argtypes = []
+    number = library.moragent_version_number()
+    if number // 1_000_000 != MORAGENT_VERSION_MAJOR:
+        raise ImportError(f"moragent: {path} is version {number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}, "
+                          f"these bindings need major version {MORAGENT_VERSION_MAJOR}")
+    return library
+
+
+# ---- Version ---------------------------------------------------------------------------------
+
+# #define MORAGENT_VERSION_MAJOR 0 / MINOR 1 / PATCH 0
+MORAGENT_VERSION_MAJOR = 0
+MORAGENT_VERSION_MINOR = 1
+MORAGENT_VERSION_PATCH = 0
+MORAGENT_VERSION = "0.1.0"
+MORAGENT_VERSION_NUMBER = MORAGENT_VERSION_MAJOR * 1000000 + MORAGENT_VERSION_MINOR * 1000 + MORAGENT_VERSION_PATCH
+
+lib = load_library()
+
+
+def _bind(name: str, argtypes: list, restype):
+    function = getattr(lib, name)
+    function.argtypes = argtypes
+    function.restype = restype
+    return function
+
+
+# const char *moragent_version(void);
+moragent_version = _bind("moragent_version", [], c_char_p)
+
+# int32_t moragent_version_number(void);
+moragent_version_number = _bind("moragent_version_number", [], c_int32)
+
+# ---- Errors ----------------------------------------------------------------------------------
+
+# typedef enum moragent_status { ... } moragent_status;
+moragent_status = c_int
+MORAGENT_OK = 0
+MORAGENT_ERROR_INVALID_ARGUMENT = -1
+MORAGENT_ERROR_INVALID_HANDLE = -2
+MORAGENT_ERROR_IO = -3
+MORAGENT_ERROR_MALFORMED_FILE = -4
+MORAGENT_ERROR_UNSUPPORTED = -5
+MORAGENT_ERROR_BUFFER_TOO_SMALL = -6
+MORAGENT_ERROR_ABORTED = -7
+MORAGENT_ERROR_INTERNAL = -8
+
+# const char *moragent_status_string(moragent_status status);
+moragent_status_string = _bind("moragent_status_string", [moragent_status], c_char_p)
+
+# const char *moragent_last_error(void);
+moragent_last_error = _bind("moragent_last_error", [], c_char_p)
+
+# ---- Logging ---------------------------------------------------------------------------------
+
+# typedef enum moragent_log_level { DEBUG = 0, INFO = 1, WARNING = 2, ERROR = 3 } moragent_log_level;
+moragent_log_level = c_int
+MORAGENT_LOG_LEVEL_DEBUG = 0
+MORAGENT_LOG_LEVEL_INFO = 1
+MORAGENT_LOG_LEVEL_WARNING = 2
+MORAGENT_LOG_LEVEL_ERROR = 3
+
+# typedef void (*moragent_log_fn)(moragent_log_level level, const char *message, void *user);
+moragent_log_fn = CFUNCTYPE(None, moragent_log_level, c_char_p, c_void_p)
+
+# void moragent_set_log_callback(moragent_log_fn callback, void *user);
+moragent_set_log_callback = _bind("moragent_set_log_callback", [moragent_log_fn, c_void_p], None)
+
+# ---- Engine ----------------------------------------------------------------------------------
+
+# typedef struct moragent_engine moragent_engine;   (handled as an opaque address)
+moragent_engine_p = c_void_p
+
+
+# typedef struct moragent_engine_info {
+#     size_t struct_size; const char *architecture; size_t vocabulary_size;
+#     size_t tokenizer_vocabulary_size; size_t hidden_size; size_t layer_count;
+#     size_t max_position_embeddings; uint64_t parameter_count;
+# } moragent_engine_info;
+class moragent_engine_info(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("architecture", c_char_p),
+        ("vocabulary_size", c_size_t),
+        ("tokenizer_vocabulary_size", c_size_t),
+        ("hidden_size", c_size_t),
+        ("layer_count", c_size_t),
+        ("max_position_embeddings", c_size_t),
+        ("parameter_count", c_uint64),
+    ]
+
+
+# moragent_status moragent_engine_load(const char *model_dir, moragent_engine **out_engine);
+moragent_engine_load = _bind("moragent_engine_load", [c_char_p, POINTER(moragent_engine_p)], moragent_status)
+
+# moragent_status moragent_engine_free(moragent_engine *engine);
+moragent_engine_free = _bind("moragent_engine_free", [moragent_engine_p], moragent_status)
+
+# moragent_status moragent_engine_get_info(const moragent_engine *engine, moragent_engine_info *info);
+moragent_engine_get_info = _bind("moragent_engine_get_info", [moragent_engine_p, POINTER(moragent_engine_info)],
+                                 moragent_status)
+
+# ---- Tokenization ----------------------------------------------------------------------------
+
+# moragent_status moragent_tokenize(const moragent_engine *engine, const char *text, size_t text_len,
+#                                   int32_t *ids, size_t capacity, size_t *out_count);
+moragent_tokenize = _bind("moragent_tokenize",
+                          [moragent_engine_p, c_char_p, c_size_t, POINTER(c_int32), c_size_t, POINTER(c_size_t)],
+                          moragent_status)
+
+# moragent_status moragent_detokenize(const moragent_engine *engine, const int32_t *ids, size_t id_count,
+#                                     char *text, size_t capacity, size_t *out_length);
+moragent_detokenize = _bind("moragent_detokenize",
+                            [moragent_engine_p, POINTER(c_int32), c_size_t, POINTER(c_char), c_size_t,
+                             POINTER(c_size_t)],
+                            moragent_status)
+
+# ---- Generation ------------------------------------------------------------------------------
+
+# typedef struct moragent_generation moragent_generation;   (handled as an opaque address)
+moragent_generation_p = c_void_p
+
+# typedef enum moragent_stop_reason { MAX_NEW_TOKENS = 0, STOP_TOKEN = 1, STOP_STRING = 2 } moragent_stop_reason;
+moragent_stop_reason = c_int
+MORAGENT_STOP_REASON_MAX_NEW_TOKENS = 0
+MORAGENT_STOP_REASON_STOP_TOKEN = 1
+MORAGENT_STOP_REASON_STOP_STRING = 2
+
+
+# typedef struct moragent_generation_params {
+#     size_t struct_size; float temperature; float top_p; size_t top_k; uint64_t seed;
+#     size_t max_new_tokens; const char *const *stop_strings; size_t stop_string_count;
+#     const int32_t *stop_token_ids; size_t stop_token_count; int32_t ignore_eos;
+# } moragent_generation_params;
+class moragent_generation_params(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("temperature", c_float),
+        ("top_p", c_float),
+        ("top_k", c_size_t),
+        ("seed", c_uint64),
+        ("max_new_tokens", c_size_t),
+        ("stop_strings", POINTER(c_char_p)),
+        ("stop_string_count", c_size_t),
+        ("stop_token_ids", POINTER(c_int32)),
+        ("stop_token_count", c_size_t),
+        ("ignore_eos", c_int32),
+    ]
+
+
+# moragent_status moragent_generation_params_default(moragent_generation_params *params);
+moragent_generation_params_default = _bind("moragent_generation_params_default",
+                                           [POINTER(moragent_generation_params)], moragent_status)
+
+# typedef int (*moragent_progress_fn)(size_t tokens_done, size_t tokens_total, void *user);
+moragent_progress_fn = CFUNCTYPE(c_int, c_size_t, c_size_t, c_void_p)
+
+# moragent_status moragent_generate(const moragent_engine *engine, const int32_t *prompt, size_t prompt_len,
+#                                   const moragent_generation_params *params,
+#                                   moragent_progress_fn progress, void *user,
+#                                   moragent_generation **out_generation);
+moragent_generate = _bind("moragent_generate",
+                          [moragent_engine_p, POINTER(c_int32), c_size_t, POINTER(moragent_generation_params),
+                           moragent_progress_fn, c_void_p, POINTER(moragent_generation_p)],
+                          moragent_status)
+
+# moragent_status moragent_generation_free(moragent_generation *generation);
+moragent_generation_free = _bind("moragent_generation_free", [moragent_generation_p], moragent_status)
+
+# moragent_status moragent_generation_token_count(const moragent_generation *generation, size_t *out_count);
+moragent_generation_token_count = _bind("moragent_generation_token_count",
+                                        [moragent_generation_p, POINTER(c_size_t)], moragent_status)
+
+# moragent_status moragent_generation_ids(const moragent_generation *generation, const int32_t **out_ids);
+moragent_generation_ids = _bind("moragent_generation_ids",
+                                [moragent_generation_p, POINTER(POINTER(c_int32))], moragent_status)
+
+# moragent_status moragent_generation_logprobs(const moragent_generation *generation, const float **out_logprobs);
+moragent_generation_logprobs = _bind("moragent_generation_logprobs",
+                                     [moragent_generation_p, POINTER(POINTER(c_float))], moragent_status)
+
+# moragent_status moragent_generation_entropies(const moragent_generation *generation, const float **out_entropies);
+moragent_generation_entropies = _bind("moragent_generation_entropies",
+                                      [moragent_generation_p, POINTER(POINTER(c_float))], moragent_status)
+
+# moragent_status moragent_generation_text(const moragent_generation *generation, const char **out_text,
+#                                          size_t *out_length);
+moragent_generation_text = _bind("moragent_generation_text",
+                                 [moragent_generation_p, POINTER(POINTER(c_char)), POINTER(c_size_t)],
+                                 moragent_status)
+
+# moragent_status moragent_generation_stop_reason(const moragent_generation *generation,
+#                                                 moragent_stop_reason *out_reason);
+moragent_generation_stop_reason = _bind("moragent_generation_stop_reason",
+                                        [moragent_generation_p, POINTER(moragent_stop_reason)], moragent_status)
