@@ -163,22 +163,103 @@ public final class MixtureOfRoles: @unchecked Sendable {
         }
     }
 
+    /// The orthogonality loss between different LoRAs of the same role (paper Eq. 7, DESIGN.md
+    /// §4): `Σ_{i<j} ‖A_i A_jᵀ‖²_F + ‖B_iᵀ B_j‖²_F` in PEFT's shapes (both products r×r), summed
+    /// over each role's pairs (shared LoRA included) and averaged over modules; `coefficient`
+    /// times its gradient is added into `gradients` when given. Returns the unscaled loss.
+    @discardableResult
+    public func orthogonalityLoss(coefficient: Float = 1, addingGradientsTo gradients: ExpertGradients? = nil) -> Double {
+        let modules = Double(loras.model.layerCount * configuration.targetModules.count)
+        var loss = 0.0
+        for role in AgentRole.allCases {
+            let members = (0...configuration.routedCounts[role.rawValue]).map { loraIndex(role: role, $0) }
+            for (x, i) in members.enumerated() {
+                for j in members[(x + 1)...] {
+                    for key in loras.experts[i].modules.keys.sorted() {
+                        let mi = loras.experts[i].modules[key]!, mj = loras.experts[j].modules[key]!
+                        let r = mi.rank, inF = mi.inFeatures, outF = mi.outFeatures
+                        let aa = Tensor(zeros: [r, r]), bb = Tensor(zeros: [r, r])
+                        BLAS.gemm(transposeA: false, transposeB: true, m: r, n: r, k: inF, a: mi.a.pointer, lda: inF, b: mj.a.pointer, ldb: inF, c: aa.pointer, ldc: r)
+                        BLAS.gemm(transposeA: true, transposeB: false, m: r, n: r, k: outF, a: mi.b.pointer, lda: r, b: mj.b.pointer, ldb: r, c: bb.pointer, ldc: r)
+                        loss += Double(Kernels.dot(aa.pointer, aa.pointer, count: r * r) + Kernels.dot(bb.pointer, bb.pointer, count: r * r)) / modules
+                        guard let gi = gradients?[i, key], let gj = gradients?[j, key] else { continue }
+                        let f = 2 * coefficient / Float(modules)
+                        // d‖A_i A_jᵀ‖² = 2·M·A_j for A_i and 2·Mᵀ·A_i for A_j (M = A_i A_jᵀ).
+                        BLAS.gemm(transposeA: false, transposeB: false, m: r, n: inF, k: r, alpha: f, a: aa.pointer, lda: r, b: mj.a.pointer, ldb: inF, beta: 1, c: gi.a.pointer, ldc: inF)
+                        BLAS.gemm(transposeA: true, transposeB: false, m: r, n: inF, k: r, alpha: f, a: aa.pointer, lda: r, b: mi.a.pointer, ldb: inF, beta: 1, c: gj.a.pointer, ldc: inF)
+                        // d‖B_iᵀ B_j‖² = 2·B_j·Nᵀ for B_i and 2·B_i·N for B_j (N = B_iᵀ B_j).
+                        BLAS.gemm(transposeA: false, transposeB: true, m: outF, n: r, k: r, alpha: f, a: mj.b.pointer, lda: r, b: bb.pointer, ldb: r, beta: 1, c: gi.b.pointer, ldc: r)
+                        BLAS.gemm(transposeA: false, transposeB: false, m: outF, n: r, k: r, alpha: f, a: mi.b.pointer, lda: r, b: bb.pointer, ldb: r, beta: 1, c: gj.b.pointer, ldc: r)
+                    }
+                }
+            }
+        }
+        return loss
+    }
+
     /// An adapter for one forward whose packed rows have the given roles.
     public func adapter(rowRoles: [AgentRole]) -> MixtureOfRolesAdapter { MixtureOfRolesAdapter(mor: self, rowRoles: rowRoles) }
 }
 
+/// Gradient buffers of a Mixture-of-Roles adapter: every LoRA (`loras`), every router and
+/// shared gate (same keys and shapes as the adapter's).
+public final class MixtureOfRolesGradients: @unchecked Sendable {
+    /// LoRA A/B gradients.
+    public let loras: ExpertGradients
+    /// `[role][module]` router weight gradients.
+    public let routers: [[LoRAModuleKey: Tensor]]
+    /// `[role][module]` shared-gate weight gradients.
+    public let sharedGates: [[LoRAModuleKey: Tensor]]
+
+    /// Zero gradients for `mor`.
+    public init(mor: MixtureOfRoles) {
+        loras = ExpertGradients(experts: mor.loras)
+        routers = mor.routers.map { $0.mapValues { Tensor(zeros: $0.weight.shape) } }
+        sharedGates = mor.sharedGates.map { $0.mapValues { Tensor(zeros: $0.weight.shape) } }
+    }
+
+    /// `(parameter, gradient)` pairs: LoRAs, then routers and gates in a fixed order.
+    public func parameterPairs(_ mor: MixtureOfRoles) -> [(value: Tensor, gradient: Tensor)] {
+        var pairs = loras.parameterPairs(mor.loras)
+        for r in 0..<3 {
+            for key in mor.routers[r].keys.sorted() { pairs.append((mor.routers[r][key]!.weight, routers[r][key]!)) }
+            for key in mor.sharedGates[r].keys.sorted() { pairs.append((mor.sharedGates[r][key]!.weight, sharedGates[r][key]!)) }
+        }
+        return pairs
+    }
+
+    /// Sets every gradient to zero.
+    public func zero() {
+        loras.zero()
+        for t in (routers + sharedGates).flatMap({ $0.values }) { t.pointer.update(repeating: 0, count: t.count) }
+    }
+}
+
 /// The per-forward side of `MixtureOfRoles`. It records, per module, each row's routed weights
-/// after top-k and renormalisation (the quantities the load-balancing loss needs).
-public final class MixtureOfRolesAdapter: DecoderAdapter {
+/// after top-k and renormalisation, and the router probabilities the load-balancing loss needs.
+public final class MixtureOfRolesAdapter: TrainableAdapter {
     let mor: MixtureOfRoles
     /// The role of every packed row.
     public let rowRoles: [AgentRole]
     /// `routing[module][row]`: the routed LoRAs (ids within the role) and weights used.
     public private(set) var routing: [LoRAModuleKey: [[(lora: Int, weight: Float)]]] = [:]
+    /// Where `backward` accumulates gradients (nil: inference only).
+    public var gradients: MixtureOfRolesGradients?
+    /// Coefficient of the load-balancing loss whose gradient `backward` adds (1e-3 in the paper).
+    public var loadBalancingCoefficient: Float = 0
+    /// The load-balancing loss of this forward: per module and role, Switch's `E·Σ_i f_i·P_i`
+    /// (`f_i` the share of the role's top-k slots given to LoRA i, `P_i` its mean router
+    /// probability over the role's tokens), averaged over modules and summed over roles.
+    public private(set) var loadBalancingLoss = 0.0
+    private var probabilities: [LoRAModuleKey: [[Float]]] = [:]     // full softmax per row (routed)
+    private var gates: [LoRAModuleKey: [Float]] = [:]              // shared weight per row
+    private var fractions: [LoRAModuleKey: [[Double]]] = [:]        // [role][lora] f_i
+    private var moduleCount = 0
 
     init(mor: MixtureOfRoles, rowRoles: [AgentRole]) {
         self.mor = mor
         self.rowRoles = rowRoles
+        moduleCount = mor.loras.model.layerCount * mor.configuration.targetModules.count
     }
 
     public func begin(rowCount: Int) throws {
@@ -187,44 +268,121 @@ public final class MixtureOfRolesAdapter: DecoderAdapter {
         }
     }
 
+    /// Per row, the LoRAs (global ids) and weights of module `key`.
+    private func rowWeights(_ key: LoRAModuleKey) -> [[(expert: Int, weight: Float)]] {
+        let c = mor.configuration
+        return (0..<rowRoles.count).map { r in
+            let role = rowRoles[r]
+            var w: [(expert: Int, weight: Float)] = [(mor.loraIndex(role: role, c.routedCounts[role.rawValue]), gates[key]![r])]
+            for (i, weight) in routing[key]![r] { w.append((mor.loraIndex(role: role, i), weight)) }
+            return w
+        }
+    }
+
     public func addDelta(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
                          output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int) {
         let key = LoRAModuleKey(layer: layer, kind: kind)
         guard mor.configuration.targetModules.contains(kind) else { return }
         let c = mor.configuration
-        var weights = Array(repeating: [(expert: Int, weight: Float)](), count: rows)
         var recorded = Array(repeating: [(lora: Int, weight: Float)](), count: rows)
+        var probs = Array(repeating: [Float](), count: rows)
+        var shared = [Float](repeating: 1, count: rows)
+        var f = Array(repeating: [Double](), count: 3)
         for role in AgentRole.allCases {
             let members = (0..<rows).filter { rowRoles[$0] == role }
             guard !members.isEmpty else { continue }
             let routed = c.routedCounts[role.rawValue]
-            var logits: Tensor?
             if let router = mor.routers[role.rawValue][key] {
                 let l = Tensor(uninitialized: [rows, routed])
                 BLAS.linear(input, rows: rows, inFeatures: router.inFeatures, xStride: inputStride, weight: router.weight.pointer,
                             outFeatures: routed, into: l.pointer, yStride: routed)
-                logits = l
-            }
-            var gateValues: Tensor?
-            if let gate = mor.sharedGates[role.rawValue][key] {
-                let gv = Tensor(uninitialized: [rows, 1])
-                BLAS.linear(input, rows: rows, inFeatures: gate.inFeatures, xStride: inputStride, weight: gate.weight.pointer,
-                            outFeatures: 1, into: gv.pointer, yStride: 1)
-                gateValues = gv
-            }
-            for r in members {
-                let shared = gateValues.map { sigmoid($0.pointer[r]) } ?? 1
-                weights[r].append((mor.loraIndex(role: role, routed), shared))
-                if let logits {
-                    let chosen = TokenTopKRouter.topK(Array(UnsafeBufferPointer(start: logits.pointer + r * routed, count: routed)),
-                                                      k: c.topK[role.rawValue])
-                    for (i, w) in chosen { weights[r].append((mor.loraIndex(role: role, i), w)) }
+                var fraction = [Double](repeating: 0, count: routed), meanP = [Double](repeating: 0, count: routed)
+                for r in members {
+                    var p = Array(UnsafeBufferPointer(start: l.pointer + r * routed, count: routed))
+                    p.withUnsafeMutableBufferPointer { _ = Kernels.softmax($0.baseAddress!, count: routed) }
+                    probs[r] = p
+                    let chosen = TokenTopKRouter.topK(Array(UnsafeBufferPointer(start: l.pointer + r * routed, count: routed)), k: c.topK[role.rawValue])
                     recorded[r] = chosen.map { ($0.expert, $0.weight) }
+                    for (i, _) in chosen { fraction[i] += 1 / Double(members.count * chosen.count) }
+                    for i in 0..<routed { meanP[i] += Double(p[i]) / Double(members.count) }
+                }
+                f[role.rawValue] = fraction
+                loadBalancingLoss += Double(routed) * zip(fraction, meanP).reduce(0) { $0 + $1.0 * $1.1 } / Double(moduleCount)
+            }
+            if let gate = mor.sharedGates[role.rawValue][key] {
+                for r in members {
+                    shared[r] = sigmoid(Kernels.dot(gate.weight.pointer, input + r * inputStride, count: gate.inFeatures))
                 }
             }
         }
         routing[key] = recorded
-        ExpertMixtureAdapter(experts: mor.loras, checkedRowWeights: weights)
+        probabilities[key] = probs
+        gates[key] = shared
+        fractions[key] = f
+        ExpertMixtureAdapter(experts: mor.loras, checkedRowWeights: rowWeights(key))
             .addDelta(layer: layer, kind: kind, input: input, inputStride: inputStride, output: output, outputStride: outputStride, rows: rows)
+    }
+
+    /// LoRA gradients as for any expert mixture; then, through the routing weights: with
+    /// `g_l = dL/dw_l = s·(dY B_l)·(X A_lᵀ)` per row, the renormalised top-k gives
+    /// `dL/dp_i = (g_i − Σ_j w_j g_j)/S` for kept `i` (`S` the kept mass), the load-balancing
+    /// term adds `coef·E·f_i/N_role`, softmax turns `dp` into router logits' gradient, and the
+    /// shared gate gets `g_shared·σ(1−σ)`; router and gate weights get `dz ⊗ x`, the input `Wᵀ dz`.
+    public func backward(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+                         outputGradient: UnsafePointer<Float>, outputGradientStride: Int,
+                         inputGradient: UnsafeMutablePointer<Float>, inputGradientStride: Int, rows: Int) {
+        let key = LoRAModuleKey(layer: layer, kind: kind)
+        guard mor.configuration.targetModules.contains(kind), let recorded = routing[key] else { return }
+        let c = mor.configuration
+        let weights = rowWeights(key)
+        let lora = ExpertMixtureAdapter(experts: mor.loras, checkedRowWeights: weights)
+        lora.gradients = gradients?.loras
+        lora.backward(layer: layer, kind: kind, input: input, inputStride: inputStride, outputGradient: outputGradient,
+                      outputGradientStride: outputGradientStride, inputGradient: inputGradient, inputGradientStride: inputGradientStride, rows: rows)
+        // g[row][global lora] for the LoRAs each row used.
+        var g = Array(repeating: [Int: Float](), count: rows)
+        for l in Set(weights.flatMap { $0.map(\.expert) }) {
+            let m = mor.loras.experts[l].modules[key]!, r = m.rank
+            let users = (0..<rows).filter { row in weights[row].contains { $0.expert == l } }
+            for row in users {
+                var t = [Float](repeating: 0, count: r), u = [Float](repeating: 0, count: r)
+                t.withUnsafeMutableBufferPointer { BLAS.linear(input + row * inputStride, rows: 1, inFeatures: m.inFeatures, weight: m.a.pointer, outFeatures: r, into: $0.baseAddress!) }
+                u.withUnsafeMutableBufferPointer { BLAS.gemv(transpose: true, rows: m.outFeatures, columns: r, a: m.b.pointer, lda: r, x: outputGradient + row * outputGradientStride, y: $0.baseAddress!) }
+                g[row][l] = m.scale * zip(t, u).reduce(0) { $0 + $1.0 * $1.1 }
+            }
+        }
+        for role in AgentRole.allCases {
+            let members = (0..<rows).filter { rowRoles[$0] == role }
+            guard !members.isEmpty else { continue }
+            let routed = c.routedCounts[role.rawValue]
+            if let router = mor.routers[role.rawValue][key] {
+                let dW = gradients?.routers[role.rawValue][key]
+                for r in members {
+                    let p = probabilities[key]![r], kept = recorded[r]
+                    let mass = kept.reduce(Float(0)) { $0 + p[$1.lora] }
+                    let mean = kept.reduce(Float(0)) { $0 + $1.weight * (g[r][mor.loraIndex(role: role, $1.lora)] ?? 0) }
+                    var dp = [Float](repeating: 0, count: routed)
+                    for (i, _) in kept { dp[i] = ((g[r][mor.loraIndex(role: role, i)] ?? 0) - mean) / mass }
+                    if loadBalancingCoefficient != 0, let f = fractions[key]?[role.rawValue], !f.isEmpty {
+                        for i in 0..<routed { dp[i] += loadBalancingCoefficient * Float(Double(routed) * f[i] / Double(members.count) / Double(moduleCount)) }
+                    }
+                    let inner = zip(dp, p).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+                    let dz = (0..<routed).map { p[$0] * (dp[$0] - inner) }
+                    for i in 0..<routed where dz[i] != 0 {
+                        Kernels.addScaled(router.weight.pointer + i * router.inFeatures, scale: dz[i], into: inputGradient + r * inputGradientStride, count: router.inFeatures)
+                        if let dW { Kernels.addScaled(input + r * inputStride, scale: dz[i], into: dW.pointer + i * router.inFeatures, count: router.inFeatures) }
+                    }
+                }
+            }
+            if let gate = mor.sharedGates[role.rawValue][key] {
+                let dW = gradients?.sharedGates[role.rawValue][key]
+                for r in members {
+                    let s = gates[key]![r]
+                    let du = (g[r][mor.loraIndex(role: role, routed)] ?? 0) * s * (1 - s)
+                    Kernels.addScaled(gate.weight.pointer, scale: du, into: inputGradient + r * inputGradientStride, count: gate.inFeatures)
+                    if let dW { Kernels.addScaled(input + r * inputStride, scale: du, into: dW.pointer, count: gate.inFeatures) }
+                }
+            }
+        }
     }
 }
