@@ -8,7 +8,7 @@ struct MoragentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "moragent",
         abstract: "Routed LoRA experts for LLM agents: inspect, generate and benchmark.",
-        subcommands: [InspectCommand.self, GenerateCommand.self, BenchCommand.self])
+        subcommands: [InspectCommand.self, GenerateCommand.self, TrainCommand.self, BenchCommand.self])
 
     /// Re-executes the tool with `OPENBLAS_CORETYPE` set when OpenBLAS chose generic kernels on
     /// a CPU that has better ones (see `BLASCoreType`), then parses the command line.

@@ -341,15 +341,20 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
                       outputGradientStride: outputGradientStride, inputGradient: inputGradient, inputGradientStride: inputGradientStride, rows: rows)
         // g[row][global lora] for the LoRAs each row used.
         var g = Array(repeating: [Int: Float](), count: rows)
-        for l in Set(weights.flatMap { $0.map(\.expert) }) {
+        for l in Set(weights.flatMap { $0.map(\.expert) }).sorted() {
             let m = mor.loras.experts[l].modules[key]!, r = m.rank
             let users = (0..<rows).filter { row in weights[row].contains { $0.expert == l } }
-            for row in users {
-                var t = [Float](repeating: 0, count: r), u = [Float](repeating: 0, count: r)
-                t.withUnsafeMutableBufferPointer { BLAS.linear(input + row * inputStride, rows: 1, inFeatures: m.inFeatures, weight: m.a.pointer, outFeatures: r, into: $0.baseAddress!) }
-                u.withUnsafeMutableBufferPointer { BLAS.gemv(transpose: true, rows: m.outFeatures, columns: r, a: m.b.pointer, lda: r, x: outputGradient + row * outputGradientStride, y: $0.baseAddress!) }
-                g[row][l] = m.scale * zip(t, u).reduce(0) { $0 + $1.0 * $1.1 }
+            // Gathered rows: T = X Aᵀ, U = dY B, g = s·rowwise⟨T, U⟩ (two GEMMs per LoRA).
+            let x = Tensor(uninitialized: [users.count, m.inFeatures]), dy = Tensor(uninitialized: [users.count, m.outFeatures])
+            for (i, row) in users.enumerated() {
+                (x.pointer + i * m.inFeatures).update(from: input + row * inputStride, count: m.inFeatures)
+                (dy.pointer + i * m.outFeatures).update(from: outputGradient + row * outputGradientStride, count: m.outFeatures)
             }
+            let t = Tensor(uninitialized: [users.count, r]), u = Tensor(uninitialized: [users.count, r])
+            BLAS.linear(x.pointer, rows: users.count, inFeatures: m.inFeatures, weight: m.a.pointer, outFeatures: r, into: t.pointer)
+            BLAS.gemm(transposeA: false, transposeB: false, m: users.count, n: r, k: m.outFeatures, a: dy.pointer, lda: m.outFeatures,
+                      b: m.b.pointer, ldb: r, c: u.pointer, ldc: r)
+            for (i, row) in users.enumerated() { g[row][l] = m.scale * Kernels.dot(t.pointer + i * r, u.pointer + i * r, count: r) }
         }
         for role in AgentRole.allCases {
             let members = (0..<rows).filter { rowRoles[$0] == role }

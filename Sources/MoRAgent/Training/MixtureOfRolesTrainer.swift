@@ -1,0 +1,240 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Settings of a Mixture-of-Roles SFT run (`moragent train sft --config FILE`).
+public struct MixtureOfRolesSFTConfiguration: Sendable {
+    /// Hugging Face model folder (the frozen base).
+    public var model: String
+    /// Training conversations (JSON lines).
+    public var trainData: String
+    /// Held-out conversations, evaluated after every epoch.
+    public var validationData: String?
+    /// Where the adapter (`mixture_of_roles.safetensors`) and metrics (`metrics.jsonl`) go.
+    public var output: String
+    /// Passes over the training data (4 in the paper).
+    public var epochs = 4
+    /// Conversations per step.
+    public var batchSize = 4
+    /// Tokens kept per conversation.
+    public var maxLength = 512
+    /// AdamW settings (the paper trained at lr 5e-5).
+    public var optimizer = AdamW.Configuration()
+    /// Warmup steps before the decay.
+    public var warmupSteps = 0
+    /// Decay after warmup.
+    public var decay = LearningRateSchedule.Decay.cosine
+    /// Global gradient-norm limit (0: none).
+    public var clipNorm: Float = 1
+    /// Seed of the adapter's initialisation and of the data order.
+    public var seed: UInt64 = 0
+    /// The adapter's shape (the paper's 5-5-4 by default).
+    public var mixture = MixtureOfRolesConfiguration()
+    /// Coefficient of the load-balancing loss (1e-3 in the paper, Eq. 8).
+    public var loadBalancingCoefficient: Float = 1e-3
+    /// Coefficient of the orthogonality loss (1e-4 in the paper, Eq. 8).
+    public var orthogonalityCoefficient: Float = 1e-4
+
+    /// A configuration with defaults beyond the required paths.
+    public init(model: String, trainData: String, output: String) {
+        self.model = model
+        self.trainData = trainData
+        self.output = output
+        optimizer.learningRate = 5e-5
+    }
+
+    /// Reads a JSON configuration file; unknown keys are errors (a typo must not silently fall
+    /// back to a default). Relative paths are taken relative to the file's folder.
+    public static func load(path: String) throws -> MixtureOfRolesSFTConfiguration {
+        let json = try readJSONFile(path)
+        func bad(_ reason: String) -> MoRAgentError { .malformedFile(path: path, reason: reason) }
+        guard let members = json.objectValue else { throw bad("not a JSON object") }
+        let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : joinPath(folder, p) }
+        guard let model = json["model"]?.stringValue, let data = json["train_data"]?.stringValue, let output = json["output"]?.stringValue else {
+            throw bad("\"model\", \"train_data\" and \"output\" are required")
+        }
+        var c = MixtureOfRolesSFTConfiguration(model: resolve(model), trainData: resolve(data), output: resolve(output))
+        func int(_ v: JSONValue, _ k: String) throws -> Int { guard let i = v.intValue, i >= 0 else { throw bad("\"\(k)\" must be a non-negative integer") }; return i }
+        func float(_ v: JSONValue, _ k: String) throws -> Float { guard let d = v.doubleValue, d.isFinite else { throw bad("\"\(k)\" must be a number") }; return Float(d) }
+        for (key, value) in members {
+            switch key {
+            case "model", "train_data", "output": break
+            case "validation_data": c.validationData = value.stringValue.map(resolve)
+            case "epochs": c.epochs = try int(value, key)
+            case "batch_size": c.batchSize = max(1, try int(value, key))
+            case "max_length": c.maxLength = max(2, try int(value, key))
+            case "learning_rate": c.optimizer.learningRate = try float(value, key)
+            case "weight_decay": c.optimizer.weightDecay = try float(value, key)
+            case "warmup_steps": c.warmupSteps = try int(value, key)
+            case "schedule":
+                guard let d = value.stringValue.flatMap(LearningRateSchedule.Decay.init(rawValue:)) else { throw bad("\"schedule\" is constant, linear or cosine") }
+                c.decay = d
+            case "clip_norm": c.clipNorm = try float(value, key)
+            case "seed": c.seed = UInt64(try int(value, key))
+            case "load_balancing_coefficient": c.loadBalancingCoefficient = try float(value, key)
+            case "orthogonality_coefficient": c.orthogonalityCoefficient = try float(value, key)
+            case "routed_counts": c.mixture.routedCounts = try (value.arrayValue ?? []).map { try int($0, key) }
+            case "top_k": c.mixture.topK = try (value.arrayValue ?? []).map { try int($0, key) }
+            case "rank": c.mixture.rank = try int(value, key)
+            case "scale": c.mixture.scale = try float(value, key)
+            case "shared_gate": c.mixture.sharedGate = value.boolValue ?? false
+            case "target_modules":
+                guard let names = value.arrayValue?.compactMap(\.stringValue), let kinds = Optional(names.compactMap(ProjectionKind.init(rawValue:))),
+                      kinds.count == names.count, !kinds.isEmpty else { throw bad("\"target_modules\" lists q_proj … down_proj") }
+                c.mixture.targetModules = Set(kinds)
+            default: throw bad("unknown key \"\(key)\"")
+            }
+        }
+        return c
+    }
+}
+
+/// One SFT step's numbers (also one line of `metrics.jsonl`).
+public struct SFTStepMetrics: Equatable, Sendable {
+    /// Update index (1-based).
+    public var step: Int
+    /// `L = L_CE + α₁·L_aux + α₂·L_orth` (Eq. 8).
+    public var loss: Double
+    /// Cross-entropy over the batch's agent tokens.
+    public var crossEntropy: Double
+    /// Load-balancing loss.
+    public var loadBalancing: Double
+    /// Orthogonality loss.
+    public var orthogonality: Double
+    /// Global gradient norm before clipping.
+    public var gradientNorm: Double
+    /// Learning rate used.
+    public var learningRate: Double
+    /// Target tokens in the batch.
+    public var tokens: Int
+
+    /// As a JSON object.
+    public var json: JSONValue {
+        .object([("step", .number(Double(step))), ("loss", .number(loss)), ("cross_entropy", .number(crossEntropy)),
+                 ("load_balancing", .number(loadBalancing)), ("orthogonality", .number(orthogonality)),
+                 ("grad_norm", .number(gradientNorm)), ("lr", .number(learningRate)), ("tokens", .number(Double(tokens)))])
+    }
+}
+
+/// Supervised fine-tuning of a Mixture-of-Roles adapter on role-annotated conversations
+/// (MoRAgent §3, Eq. 8): the role gate takes the labels, the loss is cross-entropy on agent
+/// tokens plus the load-balancing and orthogonality terms, the base stays frozen.
+public final class MixtureOfRolesTrainer {
+    /// Settings.
+    public let configuration: MixtureOfRolesSFTConfiguration
+    /// The frozen base and tokenizer.
+    public let engine: Engine
+    /// The adapter being trained.
+    public let mixture: MixtureOfRoles
+    /// Its gradients.
+    public let gradients: MixtureOfRolesGradients
+    /// The optimiser.
+    public let optimizer: AdamW
+    /// Steps the schedule spans (set by `train`, or by the caller of `trainStep`).
+    public var plannedSteps: Int = 1
+    private var generator: SeededGenerator
+
+    /// A trainer with a fresh adapter (PEFT init: the model starts as the base exactly).
+    public init(configuration: MixtureOfRolesSFTConfiguration, engine: Engine) throws {
+        self.configuration = configuration
+        self.engine = engine
+        _ = try engine.requireTokenizer()
+        mixture = try MixtureOfRoles(configuration: configuration.mixture, model: engine.decoder.config, seed: configuration.seed)
+        gradients = MixtureOfRolesGradients(mor: mixture)
+        optimizer = try AdamW(parameters: gradients.parameterPairs(mixture), configuration: configuration.optimizer)
+        generator = SeededGenerator(seed: configuration.seed &+ 1)
+    }
+
+    /// Loss and gradients of a batch, without an update (`evaluate` and `trainStep` share it).
+    func lossAndGradients(_ batch: [RoleAnnotatedConversation], computeGradients: Bool) throws -> (ce: Double, aux: Double, tokens: Int) {
+        guard !batch.isEmpty else { throw MoRAgentError.invalidArgument("an empty batch") }
+        let tokenizer = try engine.requireTokenizer()
+        let encoded = batch.map { $0.encode(tokenizer: tokenizer, maxLength: configuration.maxLength) }
+        let sequences = encoded.map(\.ids)
+        let adapter = mixture.adapter(rowRoles: encoded.flatMap(\.roles))
+        adapter.loadBalancingCoefficient = configuration.loadBalancingCoefficient
+        if computeGradients { adapter.gradients = gradients }
+        let decoder = engine.decoder
+        let tape = try decoder.trainingForward(sequences, adapter: adapter)
+        let targets = try TokenCrossEntropy.nextTokenTargets(sequences, trainOn: encoded.map(\.targets))
+        let (ce, dHidden, count) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: decoder.weights.lmHead)
+        guard count > 0 else { throw MoRAgentError.invalidArgument("the batch has no agent tokens to train on") }
+        if computeGradients { try decoder.backward(tape, hiddenGradient: dHidden) }
+        return (ce, adapter.loadBalancingLoss, count)
+    }
+
+    /// One AdamW update on `batch`. Rejects an empty batch or one without agent tokens, and a
+    /// step whose gradients are not finite, leaving the parameters untouched.
+    public func trainStep(_ batch: [RoleAnnotatedConversation]) throws -> SFTStepMetrics {
+        gradients.zero()
+        let (ce, aux, tokens) = try lossAndGradients(batch, computeGradients: true)
+        let orth = mixture.orthogonalityLoss(coefficient: configuration.orthogonalityCoefficient, addingGradientsTo: gradients.loras)
+        let norm = GradientClipping.clip(gradients.parameterPairs(mixture).map(\.gradient), maxNorm: configuration.clipNorm)
+        let schedule = LearningRateSchedule(warmupSteps: configuration.warmupSteps, totalSteps: plannedSteps, decay: configuration.decay, minimumFactor: 0.1)
+        let factor = schedule.factor(step: optimizer.stepCount)
+        try optimizer.step(learningRateScale: factor)
+        let c = configuration
+        return SFTStepMetrics(step: optimizer.stepCount, loss: ce + Double(c.loadBalancingCoefficient) * aux + Double(c.orthogonalityCoefficient) * orth,
+                              crossEntropy: ce, loadBalancing: aux, orthogonality: orth, gradientNorm: Double(norm),
+                              learningRate: Double(c.optimizer.learningRate * factor), tokens: tokens)
+    }
+
+    /// Mean cross-entropy per agent token over `data` (no update).
+    public func evaluate(_ data: [RoleAnnotatedConversation]) throws -> Double {
+        var total = 0.0, tokens = 0
+        var start = 0
+        while start < data.count {
+            let batch = Array(data[start..<min(data.count, start + configuration.batchSize)])
+            let (ce, _, n) = try lossAndGradients(batch, computeGradients: false)
+            total += ce * Double(n); tokens += n
+            start += configuration.batchSize
+        }
+        return total / Double(max(tokens, 1))
+    }
+
+    /// The whole run: `epochs` passes in a seeded order, a validation pass after each epoch,
+    /// metrics appended to `output/metrics.jsonl`, the adapter written to
+    /// `output/mixture_of_roles.safetensors`. `progress(metrics, totalSteps)` sees every step and
+    /// may throw to stop. Returns the validation losses per epoch (empty without validation data).
+    @discardableResult
+    public func train(progress: ((SFTStepMetrics, Int) throws -> Void)? = nil) throws -> [Double] {
+        var data = try RoleAnnotatedConversation.load(path: configuration.trainData)
+        let validation = try configuration.validationData.map { try RoleAnnotatedConversation.load(path: $0) }
+        try makeFolder(configuration.output)
+        let perEpoch = (data.count + configuration.batchSize - 1) / configuration.batchSize
+        plannedSteps = max(1, perEpoch * configuration.epochs)
+        var lines: [String] = []
+        var validationLosses: [Double] = []
+        for epoch in 0..<configuration.epochs {
+            data.shuffle(using: &generator)
+            for b in 0..<perEpoch {
+                let batch = Array(data[(b * configuration.batchSize)..<min(data.count, (b + 1) * configuration.batchSize)])
+                let m = try trainStep(batch)
+                lines.append(m.json.serialized)
+                try progress?(m, plannedSteps)
+            }
+            if let validation {
+                let v = try evaluate(validation)
+                validationLosses.append(v)
+                lines.append(JSONValue.object([("epoch", .number(Double(epoch + 1))), ("validation_cross_entropy", .number(v))]).serialized)
+            }
+            try writeFileAtomically(Array((lines.joined(separator: "\n") + "\n").utf8), to: joinPath(configuration.output, "metrics.jsonl"))
+        }
+        try mixture.save(to: joinPath(configuration.output, "mixture_of_roles.safetensors"))
+        return validationLosses
+    }
+}
+
+/// Creates `path` (and missing parents) as a folder.
+func makeFolder(_ path: String) throws {
+    var current = path.hasPrefix("/") ? "" : "."
+    for part in path.split(separator: "/") {
+        current += "/" + part
+        if !fileExists(current) && mkdir(current, 0o755) != 0 && !fileExists(current) {
+            throw MoRAgentError.io(path: current, reason: String(cString: strerror(errno)))
+        }
+    }
+}
