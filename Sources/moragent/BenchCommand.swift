@@ -6,7 +6,7 @@ import MoRAgent
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks; each prints one JSON object.",
-        subcommands: [BenchForwardCommand.self, BenchRouteCommand.self])
+        subcommands: [BenchForwardCommand.self, BenchRouteCommand.self, BenchTrainCommand.self])
 }
 
 /// `moragent bench forward`: prefill and decode throughput beside the sgemm peak measured in the

@@ -51,7 +51,9 @@ final class OptimizerTests: XCTestCase {
         func train() throws -> (first: Double, last: Double, bytes: [Float]) {
             let config = ModelConfig(architecture: .qwen2, hiddenSize: 32, intermediateSize: 48, layerCount: 2, headCount: 4,
                                      keyValueHeadCount: 2, vocabularySize: 50, ropeTheta: 10000, tieWordEmbeddings: true)
-            let d = Decoder(weights: DecoderWeights.random(config: config, seed: 1))
+            let weights = DecoderWeights.random(config: config, seed: 1)
+            Kernels.scale(weights.embedding.pointer, by: 1 / (0.02 * Float(3).squareRoot()), count: weights.embedding.count)  // O(1) embeddings
+            let d = Decoder(weights: weights)
             let experts = try ExpertSet(model: config, count: 1, configuration: LoRAConfiguration(rank: 8, alpha: 16, targetModules: [.q, .v, .up, .down]), seed: 2)
             let grads = ExpertGradients(experts: experts)
             var c = AdamW.Configuration(); c.learningRate = 1e-2

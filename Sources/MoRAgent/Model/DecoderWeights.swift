@@ -83,7 +83,9 @@ public final class DecoderWeights: @unchecked Sendable {
         lmHead = config.tieWordEmbeddings ? embedding : Tensor(zeros: [config.vocabularySize, config.hiddenSize])
     }
 
-    /// Random weights (benchmarks and tests): matrices uniform in ±`scale`/√fan-in, norms 1.
+    /// Random weights (benchmarks and tests): matrices uniform in ±`scale`/√fan-in, embeddings
+    /// with std 0.02·`scale` (transformers' initialisation, so logits have the magnitude the
+    /// PyTorch peer's random models have), norms 1.
     public static func random(config: ModelConfig, seed: UInt64, scale: Float = 1) -> DecoderWeights {
         let w = DecoderWeights(config: config)
         var rng = SeededGenerator(seed: seed)
@@ -92,7 +94,7 @@ public final class DecoderWeights: @unchecked Sendable {
             for i in 0..<t.count { p[i] = (rng.nextUnitFloat() * 2 - 1) * bound }
         }
         func fillMatrix(_ t: Tensor) { fill(t, bound: scale / Float(t.shape[1]).squareRoot()) }
-        fill(w.embedding, bound: scale)
+        fill(w.embedding, bound: 0.02 * Float(3).squareRoot() * scale)
         for l in w.layers {
             for t in [l.qkv, l.output, l.gateUp, l.down] { fillMatrix(t) }
             for b in [l.qkvBias, l.outputBias, l.gateUpBias, l.downBias].compactMap({ $0 }) { fill(b, bound: 0.1 * scale) }

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import MoRAgent
+
+/// `moragent bench train`: one LoRA training step as the PyTorch peer runs it (r = 32, alpha 64 on
+/// q_proj and v_proj, base frozen, AdamW lr 1e-4, batch 4 × 256, cross-entropy on every next
+/// token, forward + backward + step), with the process's peak resident memory.
+struct BenchTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "A LoRA training step (peer workload), as JSON.")
+
+    @Option(help: "A Hugging Face model folder.") var model: String?
+    @Option(help: "A named random shape: tiny or qwen05b.") var shape: String?
+    @Option(help: "Timed repetitions (median reported).") var repeats = 5
+    @Option(help: "OpenBLAS threads.") var threads = 2
+    @Option(help: "Sequences per step.") var batch = 4
+    @Option(help: "Tokens per sequence.") var length = 256
+
+    func run() throws {
+        let decoder: Decoder
+        if let model { decoder = try Decoder(folder: model) }
+        else if let shape, let config = ModelConfig.benchmarkShape(shape) { decoder = Decoder(weights: DecoderWeights.random(config: config, seed: 0)) }
+        else { throw ValidationError("give --model DIR or --shape tiny|qwen05b") }
+        BLAS.threads = threads
+        let c = decoder.config
+        let experts = try ExpertSet(model: c, count: 1, configuration: LoRAConfiguration(rank: 32, alpha: 64, targetModules: [.q, .v]), seed: 1)
+        let gradients = ExpertGradients(experts: experts)
+        var oc = AdamW.Configuration(); oc.learningRate = 1e-4
+        let optimizer = try AdamW(parameters: gradients.parameterPairs(experts), configuration: oc)
+        var g = SeededGenerator(seed: 2)
+        let sequences = (0..<batch).map { _ in (0..<length).map { _ in Int32(g.next() % UInt64(c.vocabularySize)) } }
+        let targets = try TokenCrossEntropy.nextTokenTargets(sequences)
+        var times: [Double] = []
+        var loss = 0.0
+        for r in 0...repeats {
+            let t = ForwardBenchmark.now()
+            gradients.zero()
+            let adapter = try ExpertMixtureAdapter(experts: experts, routes: sequences.map { _ in .expert(0) }, tokenCounts: sequences.map(\.count))
+            adapter.gradients = gradients
+            let tape = try decoder.trainingForward(sequences, adapter: adapter)
+            let (l, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: decoder.weights.lmHead)
+            try decoder.backward(tape, hiddenGradient: dHidden)
+            try optimizer.step()
+            loss = l
+            if r > 0 { times.append(ForwardBenchmark.now() - t) }
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let step = ForwardBenchmark.median(times)
+        let result: JSONValue = .object([
+            ("engine", .string("moragent")), ("config", .string(model ?? shape!)), ("threads", .number(Double(threads))),
+            ("batch", .number(Double(batch))), ("length", .number(Double(length))),
+            ("train_step_s", .number(step.rounded(toPlaces: 4))),
+            ("train_tokens_per_s", .number((Double(batch * length) / step).rounded(toPlaces: 1))),
+            ("trainable_params", .number(Double(experts.experts[0].parameterCount))),
+            ("last_loss", .number(loss.rounded(toPlaces: 4))),
+            ("peak_rss_mb", .number((Double(usage.ru_maxrss) / 1024).rounded(toPlaces: 1))),
+        ])
+        print(result.serialized)
+    }
+}
