@@ -26,7 +26,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--peer", default=str(ROOT.parent / "shared" / "bench" / "pytorch_peer.py"))
+    ap.add_argument("--workload", choices=["forward", "train"], default="forward",
+                    help="forward: prefill and decode; train: one LoRA step (r=32 q/v, 4 x 256, AdamW)")
     a = ap.parse_args()
+    if a.workload == "train":
+        return compare_train(a)
     ours_cmd = [str(ROOT / ".build" / "release" / "moragent-cli"), "bench", "forward", "--shape", a.shape,
                 "--repeats", str(a.repeats)]
     peer_cmd = [sys.executable, a.peer, "--config", a.shape, "--threads", "2", "--skip", "train",
@@ -62,6 +66,25 @@ def main():
     result["moragent"]["decode_fraction_of_bandwidth_bound_b1"] = round(
         result["moragent"]["decode_bound_ms_per_step_b1"] / result["moragent"]["decode_ms_per_step_b1"], 3)
     result["peer"]["peak_rss_mb"] = med(peer, "peak_rss_mb")
+    print(json.dumps(result, indent=1))
+
+
+def compare_train(a):
+    """LoRA training step: tokens/s and peak memory, ours against the peer, alternated."""
+    ours_cmd = [str(ROOT / ".build" / "release" / "moragent-cli"), "bench", "train", "--shape", a.shape, "--repeats", str(a.repeats)]
+    peer_cmd = [sys.executable, a.peer, "--config", a.shape, "--threads", "2", "--skip", "prefill,decode", "--repeats", str(a.repeats)]
+    ours, peer = [], []
+    for r in range(a.rounds):
+        print(f"round {r + 1}/{a.rounds}: moragent", file=sys.stderr)
+        ours.append(run_json(ours_cmd))
+        print(f"round {r + 1}/{a.rounds}: peer", file=sys.stderr)
+        peer.append(run_json(peer_cmd))
+    med = lambda runs, k: statistics.median(x[k] for x in runs)
+    result = {"shape": a.shape, "rounds": a.rounds, "workload": "train",
+              "moragent": {k: med(ours, k) for k in ["train_tokens_per_s", "train_step_s", "peak_rss_mb"]},
+              "peer": {k: med(peer, k) for k in ["train_tokens_per_s", "train_step_s", "peak_rss_mb"]}}
+    result["ratio"] = {"train_tokens_per_s": round(result["moragent"]["train_tokens_per_s"] / result["peer"]["train_tokens_per_s"], 3),
+                       "peak_rss": round(result["moragent"]["peak_rss_mb"] / result["peer"]["peak_rss_mb"], 3)}
     print(json.dumps(result, indent=1))
 
 

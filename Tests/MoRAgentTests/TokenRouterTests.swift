@@ -57,3 +57,67 @@ final class TokenRouterTests: XCTestCase {
         XCTAssertThrowsError(try TokenTopKRouter(experts: set, topK: 0, seed: 0))
     }
 }
+
+/// Token-router and value-head gradients against finite differences.
+final class TokenRouterGradientTests: XCTestCase {
+    func testGateAndExpertGradientsMatchFiniteDifferences() throws {
+        let config = ModelConfig(architecture: .qwen2, hiddenSize: 16, intermediateSize: 24, layerCount: 2, headCount: 4,
+                                 keyValueHeadCount: 2, vocabularySize: 41, ropeTheta: 10000, tieWordEmbeddings: false)
+        let d = Decoder(weights: DecoderWeights.random(config: config, seed: 3))
+        let set = try ExpertSet(model: config, count: 3, configuration: LoRAConfiguration(rank: 3, alpha: 6, targetModules: [.q, .v, .up, .down]), seed: 4)
+        var g = SeededGenerator(seed: 5)
+        for e in set.experts { for key in e.modules.keys.sorted() { let m = e.modules[key]!; for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * 0.5 } } }
+        let sequences: [[Int32]] = [[1, 5, 9, 2, 30, 7], [3, 33, 12, 4, 19]]
+        let targets = try TokenCrossEntropy.nextTokenTargets(sequences)
+        for perLayer in [true, false] {
+            let router = try TokenTopKRouter(experts: set, topK: 2, perLayer: perLayer, seed: 6)
+            func loss() throws -> Double {
+                let tape = try d.trainingForward(sequences, adapter: router.adapter())
+                return try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: d.weights.lmHead).loss
+            }
+            let adapter = router.adapter()
+            let routerGradients = TokenRouterGradients(router: router), expertGradients = ExpertGradients(experts: set)
+            adapter.routerGradients = routerGradients
+            adapter.expertGradients = expertGradients
+            let tape = try d.trainingForward(sequences, adapter: adapter)
+            let (_, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: d.weights.lmHead)
+            try d.backward(tape, hiddenGradient: dHidden)
+            let probes: [(Tensor, Tensor, String)] = router.gates.indices.map { (router.gates[$0].weight, routerGradients.gates[$0], "gate \($0)") }
+                + [(set.experts[1].modules[LoRAModuleKey(layer: 1, kind: .up)]!.b, expertGradients[1, LoRAModuleKey(layer: 1, kind: .up)]!.b, "expert 1 up B")]
+            for (value, gradient, name) in probes {
+                for i in Set([0, value.count / 2, value.count - 1]) {
+                    let saved = value.pointer[i]
+                    value.pointer[i] = saved + 1e-2; let up = try loss()
+                    value.pointer[i] = saved - 1e-2; let down = try loss()
+                    value.pointer[i] = saved
+                    let numeric = (up - down) / 2e-2
+                    XCTAssertEqual(Double(gradient.pointer[i]), numeric, accuracy: max(3e-4, 0.03 * abs(numeric)), "\(perLayer ? "per-layer" : "shared") \(name)[\(i)]")
+                }
+            }
+        }
+    }
+
+    func testValueHeadRegression() throws {
+        let head = ValueHead(hiddenSize: 4, seed: 1)
+        let states: [[Float]] = [[1, 0, 0.5, -1], [0.2, 0.3, -0.4, 1], [0, 1, 1, 0]]
+        let targets: [Float] = [1, -0.5, 0.25]
+        _ = try head.regress(states: states, targets: targets)
+        let w = head.layer.weight
+        for i in 0..<4 {
+            let saved = w.pointer[i]
+            w.pointer[i] = saved + 1e-3
+            let up = zip(head.values(states), targets).map { 0.5 * Double(($0 - $1) * ($0 - $1)) }.reduce(0, +) / 3
+            w.pointer[i] = saved - 1e-3
+            let down = zip(head.values(states), targets).map { 0.5 * Double(($0 - $1) * ($0 - $1)) }.reduce(0, +) / 3
+            w.pointer[i] = saved
+            XCTAssertEqual(Double(head.weightGradient.pointer[i]), (up - down) / 2e-3, accuracy: 1e-4)
+        }
+        // It fits the targets.
+        var c = AdamW.Configuration(); c.learningRate = 0.05; c.weightDecay = 0
+        let opt = try AdamW(parameters: head.parameterPairs, configuration: c)
+        for _ in 0..<400 { head.zeroGradients(); _ = try head.regress(states: states, targets: targets); try opt.step() }
+        for (v, t) in zip(head.values(states), targets) { XCTAssertEqual(v, t, accuracy: 0.02) }
+        XCTAssertThrowsError(try head.regress(states: states, targets: [1]))
+        XCTAssertThrowsError(try head.regress(states: states, targets: [1, .nan, 0]))
+    }
+}

@@ -21,6 +21,11 @@ extension DecoderAdapter {
 
 /// An adapter with trainable parameters: it can push a projection's output gradient back to
 /// its parameters and to the projection's input (DESIGN.md §5).
+///
+/// `Decoder.backward` calls it layer by layer from the top, and within a layer in exactly the
+/// reverse of the forward order (down, up, gate, o, v, k, q), so an adapter whose decision at a
+/// layer's q projection covers the whole layer (a token router) sees that decision's last use
+/// first and its own input last.
 public protocol TrainableAdapter: DecoderAdapter {
     /// For projection `kind` of `layer` over `rows` rows: accumulates the adapter's parameter
     /// gradients from `input[N, in]` and `outputGradient[N, out]`, and adds the adapter's share of

@@ -223,7 +223,8 @@ extension Decoder {
                 if let db = lb.qkvBias { for r in 0..<n { Kernels.add(dQKV.pointer + r * qkvWidth, into: db.pointer, count: qkvWidth) } }
             }
             if let adapter = tape.adapter {
-                for kind in [ProjectionKind.q, .k, .v] {
+                // Reverse forward order (v, k, q): adapters may rely on q coming last in a layer.
+                for kind in [ProjectionKind.v, .k, .q] {
                     let offset = layer.slice(of: kind, config: c).rows.lowerBound
                     adapter.backward(layer: layerIndex, kind: kind, input: h.pointer, inputStride: width, outputGradient: dQKV.pointer + offset,
                                      outputGradientStride: qkvWidth, inputGradient: dh.pointer, inputGradientStride: width, rows: n)

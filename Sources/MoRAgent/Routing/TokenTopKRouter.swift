@@ -39,29 +39,105 @@ public final class TokenTopKRouter: @unchecked Sendable {
     public func adapter() -> TokenRoutedAdapter { TokenRoutedAdapter(router: self) }
 }
 
+/// Gradients of a token router's gates (one per gate, shaped `[K, C]`).
+public final class TokenRouterGradients: @unchecked Sendable {
+    /// Per gate.
+    public let gates: [Tensor]
+    /// Zero gradients for `router`.
+    public init(router: TokenTopKRouter) { gates = router.gates.map { Tensor(zeros: $0.weight.shape) } }
+    /// `(parameter, gradient)` pairs.
+    public func parameterPairs(_ router: TokenTopKRouter) -> [(value: Tensor, gradient: Tensor)] { zip(router.gates.map(\.weight), gates).map { ($0, $1) } }
+}
+
 /// The per-forward side of `TokenTopKRouter`: routes at each layer's first projection (q,
 /// whose input is the layer's normed hidden state), then applies the chosen experts to all of
 /// that layer's projections.
-public final class TokenRoutedAdapter: DecoderAdapter {
+public final class TokenRoutedAdapter: TrainableAdapter {
     let router: TokenTopKRouter
-    private var current: ExpertMixtureAdapter?
     /// `choices[layer][row]`: the experts and weights used (one entry for a shared router).
     public private(set) var choices: [[[(expert: Int, weight: Float)]]] = []
+    /// Where `backward` accumulates the experts' gradients.
+    public var expertGradients: ExpertGradients?
+    /// Where `backward` accumulates the gates' gradients.
+    public var routerGradients: TokenRouterGradients?
+    private var adapters: [ExpertMixtureAdapter] = []
+    private var probabilities: [[[Float]]] = []                  // [decision][row][K]
+    private var weightGradients: [[[Float]]] = []                // [decision][row][K]: dL/dw
 
     init(router: TokenTopKRouter) { self.router = router }
+
+    private func decision(for layer: Int) -> Int { router.perLayer ? layer : 0 }
 
     public func addDelta(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
                          output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int) {
         if kind == .q && (router.perLayer || layer == 0) {
-            let gate = router.gates[router.perLayer ? layer : 0]
+            let gate = router.gates[decision(for: layer)]
             let k = router.experts.count
             let logits = Tensor(uninitialized: [rows, k])
             BLAS.linear(input, rows: rows, inFeatures: gate.inFeatures, xStride: inputStride, weight: gate.weight.pointer,
                         outFeatures: k, into: logits.pointer, yStride: k)
-            let weights = (0..<rows).map { r in TokenTopKRouter.topK(Array(UnsafeBufferPointer(start: logits.pointer + r * k, count: k)), k: router.topK) }
+            var probs: [[Float]] = []
+            let weights = (0..<rows).map { r -> [(expert: Int, weight: Float)] in
+                let z = Array(UnsafeBufferPointer(start: logits.pointer + r * k, count: k))
+                var p = z
+                p.withUnsafeMutableBufferPointer { _ = Kernels.softmax($0.baseAddress!, count: k) }
+                probs.append(p)
+                return TokenTopKRouter.topK(z, k: router.topK)
+            }
             choices.append(weights)
-            current = ExpertMixtureAdapter(experts: router.experts, checkedRowWeights: weights)
+            probabilities.append(probs)
+            weightGradients.append(Array(repeating: [Float](repeating: 0, count: k), count: rows))
+            adapters.append(ExpertMixtureAdapter(experts: router.experts, checkedRowWeights: weights))
         }
-        current?.addDelta(layer: layer, kind: kind, input: input, inputStride: inputStride, output: output, outputStride: outputStride, rows: rows)
+        adapters[decision(for: layer)].addDelta(layer: layer, kind: kind, input: input, inputStride: inputStride,
+                                                output: output, outputStride: outputStride, rows: rows)
+    }
+
+    /// Expert gradients as for a fixed mixture; `dL/dw` per row and chosen expert accumulates over
+    /// the projections a decision covers, and at the decision's own q projection (visited last
+    /// by the backward) it goes through the renormalised top-k and the softmax into the gate:
+    /// `dL/dp_i = (g_i − Σ_j w_j g_j)/S` for kept `i`, `dz = p ⊙ (dp − ⟨dp, p⟩)`, `dW += dz ⊗ h`,
+    /// `dh += Wᵀ dz`.
+    public func backward(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+                         outputGradient: UnsafePointer<Float>, outputGradientStride: Int,
+                         inputGradient: UnsafeMutablePointer<Float>, inputGradientStride: Int, rows: Int) {
+        let d = decision(for: layer)
+        let adapter = adapters[d]
+        adapter.gradients = expertGradients
+        adapter.backward(layer: layer, kind: kind, input: input, inputStride: inputStride, outputGradient: outputGradient,
+                         outputGradientStride: outputGradientStride, inputGradient: inputGradient, inputGradientStride: inputGradientStride, rows: rows)
+        let key = LoRAModuleKey(layer: layer, kind: kind)
+        for (e, expert) in router.experts.experts.enumerated() {
+            guard let m = expert.modules[key] else { continue }
+            let users = (0..<rows).filter { row in choices[d][row].contains { $0.expert == e } }
+            guard !users.isEmpty else { continue }
+            let r = m.rank
+            let x = Tensor(uninitialized: [users.count, m.inFeatures]), dy = Tensor(uninitialized: [users.count, m.outFeatures])
+            for (i, row) in users.enumerated() {
+                (x.pointer + i * m.inFeatures).update(from: input + row * inputStride, count: m.inFeatures)
+                (dy.pointer + i * m.outFeatures).update(from: outputGradient + row * outputGradientStride, count: m.outFeatures)
+            }
+            let t = Tensor(uninitialized: [users.count, r]), u = Tensor(uninitialized: [users.count, r])
+            BLAS.linear(x.pointer, rows: users.count, inFeatures: m.inFeatures, weight: m.a.pointer, outFeatures: r, into: t.pointer)
+            BLAS.gemm(transposeA: false, transposeB: false, m: users.count, n: r, k: m.outFeatures, a: dy.pointer, lda: m.outFeatures,
+                      b: m.b.pointer, ldb: r, c: u.pointer, ldc: r)
+            for (i, row) in users.enumerated() { weightGradients[d][row][e] += m.scale * Kernels.dot(t.pointer + i * r, u.pointer + i * r, count: r) }
+        }
+        guard kind == .q && (router.perLayer || layer == 0) else { return }
+        let gate = router.gates[d], k = router.experts.count
+        for row in 0..<rows {
+            let p = probabilities[d][row], kept = choices[d][row], g = weightGradients[d][row]
+            let mass = kept.reduce(Float(0)) { $0 + p[$1.expert] }
+            let mean = kept.reduce(Float(0)) { $0 + $1.weight * g[$1.expert] }
+            var dp = [Float](repeating: 0, count: k)
+            for (i, _) in kept { dp[i] = (g[i] - mean) / mass }
+            let inner = zip(dp, p).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+            for i in 0..<k {
+                let dz = p[i] * (dp[i] - inner)
+                guard dz != 0 else { continue }
+                Kernels.addScaled(gate.weight.pointer + i * gate.inFeatures, scale: dz, into: inputGradient + row * inputGradientStride, count: gate.inFeatures)
+                if let dW = routerGradients?.gates[d] { Kernels.addScaled(input + row * inputStride, scale: dz, into: dW.pointer + i * gate.inFeatures, count: gate.inFeatures) }
+            }
+        }
     }
 }
