@@ -90,31 +90,53 @@ enum Attention {
     /// `P = softmax(Q Kᵀ/√D)`, `dV += Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`,
     /// `dQ = dS K/√D`, `dK += dSᵀ Q/√D`; GQA heads add into their shared key/value head.
     static func backward(config c: ModelConfig, qkv: UnsafePointer<Float>, count n: Int,
-                         outputGradient dOut: UnsafePointer<Float>, qkvGradient dQKV: UnsafeMutablePointer<Float>) {
+                         outputGradient dOut: UnsafePointer<Float>, qkvGradient dQKV: UnsafeMutablePointer<Float>,
+                         groups: Range<Int>? = nil) {
         let d = c.headDimension, hd = c.headCount * d, kvw = c.keyValueWidth, stride = c.qkvWidth
-        let groups = c.headCount / c.keyValueHeadCount, scale = 1 / Float(d).squareRoot()
+        let perGroup = c.headCount / c.keyValueHeadCount, scale = 1 / Float(d).squareRoot()
         let p = UnsafeMutablePointer<Float>.allocate(capacity: n * n), dp = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         defer { p.deallocate(); dp.deallocate() }
-        for h in 0..<c.headCount {
-            let g = h / groups
-            let q = qkv + h * d, k = qkv + hd + g * d, v = qkv + hd + kvw + g * d
-            let dq = dQKV + h * d, dk = dQKV + hd + g * d, dv = dQKV + hd + kvw + g * d, dO = dOut + h * d
-            BLAS.gemm(transposeA: false, transposeB: true, m: n, n: n, k: d, alpha: scale, a: q, lda: stride, b: k, ldb: stride, c: p, ldc: n)
-            for i in 0..<n {
-                let row = p + i * n, lo = windowStart(position: i, config: c)
-                if lo > 0 { row.update(repeating: 0, count: lo) }
-                Kernels.softmax(row + lo, count: i + 1 - lo)
-                if i + 1 < n { (row + i + 1).update(repeating: 0, count: n - i - 1) }
+        for g in groups ?? 0..<c.keyValueHeadCount {
+            for h in (g * perGroup)..<((g + 1) * perGroup) {
+                let q = qkv + h * d, k = qkv + hd + g * d, v = qkv + hd + kvw + g * d
+                let dq = dQKV + h * d, dk = dQKV + hd + g * d, dv = dQKV + hd + kvw + g * d, dO = dOut + h * d
+                BLAS.gemm(transposeA: false, transposeB: true, m: n, n: n, k: d, alpha: scale, a: q, lda: stride, b: k, ldb: stride, c: p, ldc: n)
+                for i in 0..<n {
+                    let row = p + i * n, lo = windowStart(position: i, config: c)
+                    if lo > 0 { row.update(repeating: 0, count: lo) }
+                    Kernels.softmax(row + lo, count: i + 1 - lo)
+                    if i + 1 < n { (row + i + 1).update(repeating: 0, count: n - i - 1) }
+                }
+                BLAS.gemm(transposeA: false, transposeB: true, m: n, n: n, k: d, a: dO, lda: hd, b: v, ldb: stride, c: dp, ldc: n)
+                BLAS.gemm(transposeA: true, transposeB: false, m: n, n: d, k: n, a: p, lda: n, b: dO, ldb: hd, beta: 1, c: dv, ldc: stride)
+                for i in 0..<n {
+                    let pr = p + i * n, dr = dp + i * n
+                    let s = Kernels.dot(pr, dr, count: n)
+                    for j in 0..<n { dr[j] = pr[j] * (dr[j] - s) }
+                }
+                BLAS.gemm(transposeA: false, transposeB: false, m: n, n: d, k: n, alpha: scale, a: dp, lda: n, b: k, ldb: stride, beta: 1, c: dq, ldc: stride)
+                BLAS.gemm(transposeA: true, transposeB: false, m: n, n: d, k: n, alpha: scale, a: dp, lda: n, b: q, ldb: stride, beta: 1, c: dk, ldc: stride)
             }
-            BLAS.gemm(transposeA: false, transposeB: true, m: n, n: n, k: d, a: dO, lda: hd, b: v, ldb: stride, c: dp, ldc: n)
-            BLAS.gemm(transposeA: true, transposeB: false, m: n, n: d, k: n, a: p, lda: n, b: dO, ldb: hd, beta: 1, c: dv, ldc: stride)
-            for i in 0..<n {
-                let pr = p + i * n, dr = dp + i * n
-                let s = Kernels.dot(pr, dr, count: n)
-                for j in 0..<n { dr[j] = pr[j] * (dr[j] - s) }
+        }
+    }
+
+    /// `backward` for every sequence of a packed batch (rows `ranges` of `qkv`, `outputGradient`,
+    /// `qkvGradient`), with the (sequence, key/value group) pieces shared by two threads calling
+    /// single-threaded BLAS: the pieces write disjoint parts of the gradient (a group's heads are
+    /// the only writers of its dK and dV), and the per-head products are too small for OpenBLAS's
+    /// own threads to pay (as in `forward`).
+    static func backward(config c: ModelConfig, qkv: UnsafePointer<Float>, ranges: [Range<Int>],
+                         outputGradient dOut: UnsafePointer<Float>, qkvGradient dQKV: UnsafeMutablePointer<Float>) {
+        let hd = c.headCount * c.headDimension, stride = c.qkvWidth
+        let pieces = ranges.flatMap { r in (0..<c.keyValueHeadCount).map { (r, $0) } }
+        let saved = BLAS.threads
+        BLAS.threads = 1
+        defer { BLAS.threads = saved }
+        DispatchQueue.concurrentPerform(iterations: 2) { part in
+            for (i, (range, g)) in pieces.enumerated() where i % 2 == part {
+                backward(config: c, qkv: qkv + range.lowerBound * stride, count: range.count, outputGradient: dOut + range.lowerBound * hd,
+                         qkvGradient: dQKV + range.lowerBound * stride, groups: g..<(g + 1))
             }
-            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: d, k: n, alpha: scale, a: dp, lda: n, b: k, ldb: stride, beta: 1, c: dq, ldc: stride)
-            BLAS.gemm(transposeA: true, transposeB: false, m: n, n: d, k: n, alpha: scale, a: dp, lda: n, b: q, ldb: stride, beta: 1, c: dk, ldc: stride)
         }
     }
 

@@ -205,11 +205,7 @@ extension Decoder {
             tape.adapter?.backward(layer: layerIndex, kind: .o, input: t.attention.pointer, inputStride: hd, outputGradient: dx.pointer,
                                    outputGradientStride: width, inputGradient: dAttention.pointer, inputGradientStride: hd, rows: n)
             dQKV.pointer.update(repeating: 0, count: n * qkvWidth)
-            for range in tape.rowRanges {
-                Attention.backward(config: c, qkv: t.qkv.pointer + range.lowerBound * qkvWidth, count: range.count,
-                                   outputGradient: dAttention.pointer + range.lowerBound * hd,
-                                   qkvGradient: dQKV.pointer + range.lowerBound * qkvWidth)
-            }
+            Attention.backward(config: c, qkv: t.qkv.pointer, ranges: tape.rowRanges, outputGradient: dAttention.pointer, qkvGradient: dQKV.pointer)
             for r in 0..<n {
                 Kernels.rotaryBackward(dQKV.pointer + r * qkvWidth, heads: c.headCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
                 Kernels.rotaryBackward(dQKV.pointer + r * qkvWidth + hd, heads: c.keyValueHeadCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)

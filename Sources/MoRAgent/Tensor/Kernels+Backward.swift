@@ -28,10 +28,19 @@ extension Kernels {
     /// `dg = da·u·σ(g)·(1 + g·(1 − σ(g)))`, written (not added) into `dGate`, `dUp`.
     public static func siluMultiplyBackward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, outputGradient da: UnsafePointer<Float>,
                                             gateGradient dGate: UnsafeMutablePointer<Float>, upGradient dUp: UnsafeMutablePointer<Float>, count n: Int) {
-        for i in 0..<n {
+        var i = 0
+        while i + 8 <= n {
+            let g = load(gate + i), a = load(da + i)
+            let s = 1 / (1 + exp(-g))
+            store(a * g * s, dUp + i)
+            store(a * load(up + i) * s * (1 + g * (1 - s)), dGate + i)
+            i += 8
+        }
+        while i < n {
             let g = gate[i], s = 1 / (1 + expf(-g))
             dUp[i] = da[i] * g * s
             dGate[i] = da[i] * up[i] * s * (1 + g * (1 - s))
+            i += 1
         }
     }
 

@@ -101,7 +101,7 @@ public struct ClippedPolicyLoss: Equatable, Sendable {
         }
         var stats = PolicyLossStatistics(loss: 0, policyLoss: 0, referenceKL: 0, approximateKL: 0, clipFraction: 0, entropy: 0, tokenCount: n)
         let dHidden = Tensor(zeros: [hidden.rows, c])
-        let chunk = TokenCrossEntropy.chunk
+        let chunk = TokenCrossEntropy.chunkRows(vocabulary: v)
         let logits = Tensor(uninitialized: [chunk, v]), x = Tensor(uninitialized: [chunk, c]), dx = Tensor(uninitialized: [chunk, c])
         var start = 0
         while start < n {

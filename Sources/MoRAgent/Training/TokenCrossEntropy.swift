@@ -5,8 +5,10 @@
 /// vocabulary, 1,024 rows would need 622 MB); each chunk's logits turn into `softmax − onehot`
 /// in place and go back through the LM head into the hidden-state gradient.
 public enum TokenCrossEntropy {
-    /// Rows per chunk.
-    static let chunk = 64
+    /// Rows per chunk for a vocabulary of `v`: the logits of a chunk stay within 64 MB, and a
+    /// chunk has at least 64 rows (each chunk repacks the whole LM head inside BLAS, so small
+    /// vocabularies want large chunks).
+    static func chunkRows(vocabulary v: Int) -> Int { max(64, min(512, (16 << 20) / max(v, 1))) }
 
     /// Next-token targets for packed whole sequences: row `i` of a sequence predicts token
     /// `i + 1`; its last row predicts nothing (-1). `trainOn[s][j]`, when given, says whether
@@ -41,6 +43,7 @@ public enum TokenCrossEntropy {
         let scale = 1 / (normalizer ?? Double(count))
         guard scale.isFinite, scale > 0 else { throw MoRAgentError.invalidArgument("the loss normalizer must be positive") }
         var total = 0.0
+        let chunk = chunkRows(vocabulary: v)
         let logits = Tensor(uninitialized: [chunk, v])
         var start = 0
         while start < n {
