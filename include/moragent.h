@@ -17,7 +17,8 @@
  *   live are reported as errors. What cannot be detected is memory the caller describes wrongly
  *   (a pointer to fewer elements than the length says) and, in rare cases, a freed handle whose
  *   address was reused by a new one (see "Handles").
- * - Handles. `moragent_engine` and `moragent_generation` are opaque. The library keeps a registry
+ * - Handles. `moragent_engine`, `moragent_generation`, `moragent_experts`, `moragent_router`,
+ *   `moragent_policy` and `moragent_step_result` are opaque. The library keeps a registry
  *   of the handles it has returned and not yet freed; passing any other pointer, or NULL where a
  *   handle is required, gives MORAGENT_ERROR_INVALID_HANDLE. This detection is best effort: once a handle is freed, its
  *   address may be handed out again for a new handle, and the stale pointer then designates the
@@ -33,8 +34,17 @@
  *   each function says until when they stay valid. Text passed with an explicit length need not be
  *   NUL-terminated and may contain NUL bytes.
  * - Threads. Every function may be called from any thread. An engine is immutable once loaded and
- *   may be used by many threads at once; a generation is read-only and may be read by many
- *   threads at once. Freeing an object while another thread is still using it is a caller error.
+ *   may be used by many threads at once; a generation or step result is read-only and may be read
+ *   by many threads at once; an expert set and a router may be shared by many threads (the
+ *   library serialises what must be); a policy is used by one thread at a time (a second,
+ *   overlapping call fails with MORAGENT_ERROR_BUSY). Freeing an object while another thread is
+ *   still using it is a caller error.
+ * - Objects that hold others keep their own references: a policy keeps its engine, experts and
+ *   router alive, a trajectory router its inner router, so the caller may free its handles of
+ *   those as soon as it no longer calls them directly.
+ * - Callbacks the host passes (log, progress, router) must return normally: no longjmp, no C++
+ *   exception across the library. They may call into the library, except where a function says
+ *   otherwise.
  * - Nothing is printed. Diagnostics go to the log callback, if the host sets one.
  */
 #ifndef MORAGENT_H
@@ -58,12 +68,15 @@ extern "C" {
  * ------------------------------------------------------------------------------------------- */
 
 /* The version of this header. Semantic versioning: a library with the same major version
- * implements every function and struct field this header declares. */
+ * implements every function and struct field this header declares.
+ * 0.1.0: version, errors, logging, engine, tokenization, generation.
+ * 0.2.0 added: expert sets, routers (fixed, phase, trajectory, callback), router plugins,
+ * policies and step results; the status codes MORAGENT_ERROR_CALLBACK and MORAGENT_ERROR_BUSY. */
 #define MORAGENT_VERSION_MAJOR 0
-#define MORAGENT_VERSION_MINOR 1
+#define MORAGENT_VERSION_MINOR 2
 #define MORAGENT_VERSION_PATCH 0
-#define MORAGENT_VERSION "0.1.0"
-/* MAJOR * 1000000 + MINOR * 1000 + PATCH, so versions compare as integers (0.1.0 -> 1000). */
+#define MORAGENT_VERSION "0.2.0"
+/* MAJOR * 1000000 + MINOR * 1000 + PATCH, so versions compare as integers (0.2.0 -> 2000). */
 #define MORAGENT_VERSION_NUMBER \
     (MORAGENT_VERSION_MAJOR * 1000000 + MORAGENT_VERSION_MINOR * 1000 + MORAGENT_VERSION_PATCH)
 
@@ -102,7 +115,15 @@ typedef enum moragent_status {
     /* The caller's progress callback asked to stop. */
     MORAGENT_ERROR_ABORTED = -7,
     /* A failure inside the library that no caller input explains; please report it. */
-    MORAGENT_ERROR_INTERNAL = -8
+    MORAGENT_ERROR_INTERNAL = -8,
+    /* (0.2) A callback of the host (a router callback) or a function of a plugin reported a
+     * failure (a non-zero return) or gave back what its contract forbids (a NaN or negative
+     * weight). The message names the callback and what it did. */
+    MORAGENT_ERROR_CALLBACK = -9,
+    /* (0.2) The object is in use by another call that has not returned: a policy serves one
+     * call at a time, from any thread, and a second overlapping call (from another thread, or
+     * from a callback inside the first) is refused instead of corrupting its state. */
+    MORAGENT_ERROR_BUSY = -10
 } moragent_status;
 
 /* A short, static English name of a status ("ok", "invalid argument", ...), for messages.
@@ -166,7 +187,8 @@ typedef struct moragent_engine moragent_engine;
  * Any thread. */
 MORAGENT_API moragent_status moragent_engine_load(const char *model_dir, moragent_engine **out_engine);
 
-/* Frees an engine. Generations made from it stay valid (they hold their own copies).
+/* Frees an engine. Generations made from it stay valid (they hold their own copies), and so do
+ * policies using it (they keep the engine alive).
  * NULL is a no-op. The engine must not be in use by another thread.
  * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE when `engine` is not a live engine (for
  * example freed twice), in which case nothing is freed. Any thread. */
@@ -347,6 +369,479 @@ MORAGENT_API moragent_status moragent_generation_text(const moragent_generation 
 /* Why generation ended. */
 MORAGENT_API moragent_status moragent_generation_stop_reason(const moragent_generation *generation,
                                                              moragent_stop_reason *out_reason);
+
+/* ---------------------------------------------------------------------------------------------
+ * Expert sets (0.2): K LoRA experts over one base model
+ * ------------------------------------------------------------------------------------------- */
+
+/* An expert set: K LoRA experts, each `y = W x + s * B (A x)` on the projections it targets,
+ * with `s = alpha / r` (or `alpha / sqrt(r)` with rsLoRA). Experts are addressed by index,
+ * 0 first, in the order they were created or loaded. */
+typedef struct moragent_experts moragent_experts;
+
+/* The projections of a decoder layer a LoRA expert may adapt, as bits of
+ * moragent_lora_params.target_modules (Hugging Face names: q_proj ... down_proj). */
+typedef enum moragent_module {
+    MORAGENT_MODULE_Q = 1 << 0,
+    MORAGENT_MODULE_K = 1 << 1,
+    MORAGENT_MODULE_V = 1 << 2,
+    MORAGENT_MODULE_O = 1 << 3,
+    MORAGENT_MODULE_GATE = 1 << 4,
+    MORAGENT_MODULE_UP = 1 << 5,
+    MORAGENT_MODULE_DOWN = 1 << 6
+} moragent_module;
+
+/* The shape of new experts. Fill it with moragent_lora_params_default, then change fields. */
+typedef struct moragent_lora_params {
+    /* sizeof(moragent_lora_params), set by the caller. */
+    size_t struct_size;
+    /* The rank r of every adapted projection, from 1 to 65536. Default 32 (PA-MoE's). */
+    size_t rank;
+    /* lora_alpha, finite. Default 64. */
+    float alpha;
+    /* Non-zero: rsLoRA scaling alpha / sqrt(r) instead of alpha / r. Default 0. */
+    int32_t use_rslora;
+    /* The adapted projections: a non-zero OR of moragent_module values (other bits are
+     * refused). Default MORAGENT_MODULE_Q | MORAGENT_MODULE_V. */
+    uint32_t target_modules;
+} moragent_lora_params;
+
+/* Fills `params` with the defaults documented on each field. The caller sets
+ * `params->struct_size = sizeof *params` first; it is kept as it is.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (`params` NULL, struct_size wrong).
+ * Any thread. */
+MORAGENT_API moragent_status moragent_lora_params_default(moragent_lora_params *params);
+
+/* Creates `count` new experts shaped for `engine`'s model, initialised as PEFT does (A
+ * Kaiming-uniform from `seed + index`, B zero, so each starts equal to the base model).
+ * `count`: from 0 (an empty set, to fill with moragent_experts_load_peft) to 65536.
+ * `params`: read during the call; NULL means the defaults.
+ * `out_experts`: receives the set, which the caller owns and frees with moragent_experts_free;
+ * NULL on failure. The set keeps only the model's shapes, not the engine.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (`engine`); MORAGENT_ERROR_INVALID_ARGUMENT
+ * (`out_experts` NULL, count above 65536, struct_size wrong, rank 0 or above 65536, alpha not
+ * finite, target_modules 0 or with unknown bits, a set of more than 2^31 parameters).
+ * Any thread. */
+MORAGENT_API moragent_status moragent_experts_create(const moragent_engine *engine, size_t count,
+                                                     const moragent_lora_params *params, uint64_t seed,
+                                                     moragent_experts **out_experts);
+
+/* Frees the caller's handle of an expert set. Policies created from it keep the experts they
+ * took. NULL is a no-op.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (nothing is freed). Any thread. */
+MORAGENT_API moragent_status moragent_experts_free(moragent_experts *experts);
+
+/* The number of experts in the set.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT
+ * (`out_count` NULL). Any thread. */
+MORAGENT_API moragent_status moragent_experts_count(const moragent_experts *experts, size_t *out_count);
+
+/* Reads a Hugging Face PEFT LoRA folder (adapter_config.json + adapter_model.safetensors) and
+ * appends it as the last expert, index count - 1. Its ranks, alpha, rsLoRA flag and targets come
+ * from the folder; every tensor must fit the set's model. Policies created earlier do not see it.
+ * `dir`: NUL-terminated UTF-8 path, read during the call.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (`dir`
+ * NULL or not UTF-8, tensors that do not fit the model, a set already holding 65536 experts);
+ * MORAGENT_ERROR_IO (folder or file missing); MORAGENT_ERROR_MALFORMED_FILE (bad JSON,
+ * tensors or keys; the message names the file); MORAGENT_ERROR_UNSUPPORTED (DoRA, LoRA biases,
+ * fan-in-fan-out, a peft_type other than LORA). On failure the set is unchanged.
+ * Any thread; calls on one set are serialised. */
+MORAGENT_API moragent_status moragent_experts_load_peft(moragent_experts *experts, const char *dir);
+
+/* Writes expert `index` as a PEFT LoRA folder (created if missing; its parent must exist),
+ * each file written atomically, so PEFT (and moragent_experts_load_peft) can read it back.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (`dir`
+ * NULL or not UTF-8, `index` not below the count); MORAGENT_ERROR_IO (cannot create or write).
+ * Any thread. */
+MORAGENT_API moragent_status moragent_experts_save_peft(const moragent_experts *experts, size_t index,
+                                                        const char *dir);
+
+/* ---------------------------------------------------------------------------------------------
+ * Routers (0.2): which expert serves each environment step
+ * ------------------------------------------------------------------------------------------- */
+
+/* A step router: once per environment step it chooses the base model, one expert, or a
+ * weighted mixture of experts, among K. Every kind below is a moragent_router, freed with
+ * moragent_router_free. A router may be shared by several policies, also on several threads: its
+ * decisions are made one at a time. Routers that keep per-episode state (trajectory routers,
+ * plugins) key it by episode number alone, so policies that share one should not reuse episode
+ * numbers. Expert counts are at most 65536. */
+typedef struct moragent_router moragent_router;
+
+/* What a router is told about the step at hand, borrowed for the duration of one call. */
+typedef struct moragent_step_features {
+    /* sizeof(moragent_step_features) as the library knows it: a callback built against a newer
+     * header reads fields beyond the ones it was given only when this says they are there. */
+    size_t struct_size;
+    /* The episode number the policy was given. */
+    int64_t episode;
+    /* The step index in the episode, 0 first. */
+    size_t step;
+    /* The current observation and the goal: NUL-terminated UTF-8, owned by the library, valid
+     * only during the call. */
+    const char *observation;
+    const char *goal;
+    /* The number of earlier steps of the episode the policy remembers (equal to `step`). */
+    size_t history_count;
+} moragent_step_features;
+
+/* A router written by the host: writes one weight per expert into `weights_out` (which holds
+ * `expert_count` floats, all 0 on entry; never NULL) and returns 0. One positive weight routes
+ * the step to that expert; several give a mixture, normalised to sum to 1; all zero route to the
+ * base model. Weights must be finite and >= 0. A non-zero return, or a NaN, infinite or negative
+ * weight, fails the step with MORAGENT_ERROR_CALLBACK. `features` is valid only during the call.
+ * Called on the thread that called moragent_policy_step, once per step, never by two threads
+ * at once for one router. It may call into the library (stepping the policy that called it
+ * fails with MORAGENT_ERROR_BUSY); but since each router decides one step at a time, stepping
+ * from inside it a policy whose router another thread's callback is waiting to use, while that
+ * callback steps a policy of this router, deadlocks. */
+typedef int (*moragent_router_fn)(const moragent_step_features *features, float *weights_out, size_t expert_count,
+                                  void *user);
+
+/* A router that sends every step to `expert`, or to the base model when `expert` is -1 (the
+ * PA-MoE K = 0 / single-LoRA baselines).
+ * `out_router`: receives the router, which the caller owns and frees with
+ * moragent_router_free; NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (`out_router` NULL, expert_count above
+ * 65536, `expert` not -1 and not in [0, expert_count)). Any thread. */
+MORAGENT_API moragent_status moragent_router_create_fixed(size_t expert_count, int32_t expert,
+                                                          moragent_router **out_router);
+
+/* The shape and schedule of a PA-MoE phase router: softmax(MLP([cross-attention of the
+ * observation's encoding over the goal; LSTM over the last steps]) / temperature), argmax.
+ * Fill it with moragent_phase_router_params_default, then change fields. */
+typedef struct moragent_phase_router_params {
+    /* sizeof(moragent_phase_router_params), set by the caller. */
+    size_t struct_size;
+    /* K, at least 1. Default 4. */
+    size_t expert_count;
+    /* Width of the goal cross-attention, a positive multiple of attention_heads. Default 256. */
+    size_t attention_dim;
+    /* Heads of the goal cross-attention, at least 1. Default 4. */
+    size_t attention_heads;
+    /* LSTM hidden size, at least 1. Default 256. */
+    size_t lstm_hidden;
+    /* LSTM layers, 1 to 64. Default 3. */
+    size_t lstm_layers;
+    /* Past steps the LSTM reads (zero-padded at an episode's start), 0 to 4096. Default 5. */
+    size_t history_length;
+    /* Hidden width of the MLP head, at least 1. Default 256. */
+    size_t mlp_hidden;
+    /* Non-zero: attend to the goal's pooled encoding instead of its per-token states. Default 0. */
+    int32_t pooled_goal;
+    /* The softmax temperature starts at initial_temperature and moves linearly to
+     * final_temperature over anneal_updates training updates; both finite and > 0.
+     * Defaults 2, 0.5 and 3000. */
+    float initial_temperature;
+    float final_temperature;
+    size_t anneal_updates;
+} moragent_phase_router_params;
+
+/* Fills `params` with the defaults documented on each field (the paper's settings). The caller
+ * sets `params->struct_size = sizeof *params` first; it is kept as it is.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (`params` NULL, struct_size wrong).
+ * Any thread. */
+MORAGENT_API moragent_status moragent_phase_router_params_default(moragent_phase_router_params *params);
+
+/* A new phase router with seeded random parameters, for base models of width
+ * `model_hidden_size` (moragent_engine_info.hidden_size of the engine it will route for:
+ * moragent_policy_create refuses another width).
+ * `params`: read during the call; NULL means the defaults.
+ * `out_router`: receives the router (caller-owned, moragent_router_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (`out_router` NULL, model_hidden_size 0
+ * or above 65536, struct_size wrong, a field outside its documented range, a router of more
+ * than 2^31 parameters). Any thread. */
+MORAGENT_API moragent_status moragent_router_create_phase(size_t model_hidden_size,
+                                                          const moragent_phase_router_params *params, uint64_t seed,
+                                                          moragent_router **out_router);
+
+/* Writes a phase router (parameters, shape, temperature) to one safetensors file, atomically.
+ * `path`: NUL-terminated UTF-8, read during the call.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (`path`
+ * NULL or not UTF-8, a router that is not a phase router); MORAGENT_ERROR_IO. Any thread. */
+MORAGENT_API moragent_status moragent_router_phase_save(const moragent_router *router, const char *path);
+
+/* Reads a phase router written by moragent_router_phase_save.
+ * `out_router`: receives the router (caller-owned, moragent_router_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (NULL pointer, path not UTF-8);
+ * MORAGENT_ERROR_IO; MORAGENT_ERROR_MALFORMED_FILE (not a phase router file, shapes or
+ * metadata wrong; the message names the file). Any thread. */
+MORAGENT_API moragent_status moragent_router_phase_load(const char *path, moragent_router **out_router);
+
+/* PA-MoE's trajectory-level baseline: `inner` decides at each episode's first step and that
+ * decision is kept for the whole episode (forgotten when the episode ends).
+ * `inner`: any live router. The trajectory router keeps its own reference to it, so the caller
+ * may free its `inner` handle right after this call; the inner router still sees end of
+ * episode notifications through the trajectory router.
+ * `out_router`: receives the router (caller-owned, moragent_router_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (`inner`); MORAGENT_ERROR_INVALID_ARGUMENT
+ * (`out_router` NULL). Any thread. */
+MORAGENT_API moragent_status moragent_router_create_trajectory(moragent_router *inner, moragent_router **out_router);
+
+/* A router whose decisions the host computes in `fn` (see moragent_router_fn), called with
+ * `user` as its last argument.
+ * Lifetime: `fn` and `user` must stay valid until the router is gone, that is until the
+ * caller's handle and every policy and trajectory router created with it are freed; the library
+ * never frees `user`.
+ * `out_router`: receives the router (caller-owned, moragent_router_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (`fn` or `out_router` NULL,
+ * expert_count above 65536). Any thread. */
+MORAGENT_API moragent_status moragent_router_create_callback(size_t expert_count, moragent_router_fn fn, void *user,
+                                                             moragent_router **out_router);
+
+/* Frees the caller's handle of a router. The router itself lives on while a policy or a
+ * trajectory router uses it. NULL is a no-op.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (nothing is freed). Any thread. */
+MORAGENT_API moragent_status moragent_router_free(moragent_router *router);
+
+/* K, the number of experts the router chooses among.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT
+ * (`out_count` NULL). Any thread. */
+MORAGENT_API moragent_status moragent_router_expert_count(const moragent_router *router, size_t *out_count);
+
+/* ---------------------------------------------------------------------------------------------
+ * Router plugins (0.2): router kinds loaded from shared objects at run time
+ * ------------------------------------------------------------------------------------------- */
+
+/* A plugin is a shared object that includes this header (it need not link libmoragent) and
+ * defines `moragent_plugin_register` (declared below). moragent_plugin_load calls it once with a
+ * registrar, and the plugin calls `registrar->register_router` once per router kind it offers.
+ * The vtable is versioned: a kind states the MORAGENT_PLUGIN_API_VERSION it was compiled
+ * against, and the library refuses any version other than its own. */
+#define MORAGENT_PLUGIN_API_VERSION 1
+
+/* The symbol every plugin exports, as a string for dlsym. */
+#define MORAGENT_PLUGIN_ENTRY_POINT "moragent_plugin_register"
+
+/* A router kind: the functions a plugin provides, copied by the library at registration (the
+ * struct itself may be temporary; `name` is copied too). Each function is called by the library
+ * only, never on two threads at once for one state, and must return normally. */
+typedef struct moragent_router_kind {
+    /* sizeof(moragent_router_kind), set by the plugin. */
+    size_t struct_size;
+    /* MORAGENT_PLUGIN_API_VERSION as the plugin's copy of this header defines it. */
+    uint32_t api_version;
+    /* The kind's name for moragent_router_create_kind: 1 to 64 characters from [A-Za-z0-9_.-],
+     * unique in the process. */
+    const char *name;
+    /* Makes the state of one router from `config_json` (well-formed JSON, "{}" when the caller
+     * passed NULL; valid during the call) for `expert_count` experts. Returns a non-NULL state
+     * on success (any non-NULL pointer when the kind keeps none), or NULL after writing a
+     * NUL-terminated reason of at most `error_capacity` bytes into `error`. Required. */
+    void *(*create)(const char *config_json, size_t expert_count, char *error, size_t error_capacity);
+    /* The router's decision for one step: as moragent_router_fn, with the state in place of
+     * the user pointer. Called on the thread that called moragent_policy_step. Required. */
+    int (*decide)(void *state, const moragent_step_features *features, float *weights, size_t expert_count);
+    /* Told that `episode` ended (moragent_policy_end_episode), on the calling thread. May be
+     * NULL. */
+    void (*end_episode)(void *state, int64_t episode);
+    /* Frees a state once its router is gone (the last handle, policy or trajectory router that
+     * held it was freed), on whichever thread freed that last holder. Required. */
+    void (*destroy)(void *state);
+} moragent_router_kind;
+
+/* What moragent_plugin_load hands the plugin's entry point; valid only during that call. */
+typedef struct moragent_plugin_registrar moragent_plugin_registrar;
+struct moragent_plugin_registrar {
+    /* sizeof(moragent_plugin_registrar) as the library knows it. */
+    size_t struct_size;
+    /* The library's MORAGENT_PLUGIN_API_VERSION: a plugin may check it before registering. */
+    uint32_t api_version;
+    /* Registers one kind; returns 0, or non-zero when the kind is refused (the load then fails
+     * with the reason, whatever the entry point returns). */
+    int (*register_router)(moragent_plugin_registrar *registrar, const moragent_router_kind *kind);
+};
+
+/* Marks a plugin's definition of its entry point for export from the shared object. */
+#define MORAGENT_PLUGIN_EXPORT MORAGENT_API
+
+/* The entry point a plugin defines (libmoragent does not; it is declared here so that a
+ * plugin's definition is checked against it): registers the plugin's kinds and returns 0, or
+ * returns non-zero to refuse loading. */
+MORAGENT_PLUGIN_EXPORT int moragent_plugin_register(moragent_plugin_registrar *registrar);
+
+/* Loads a plugin: dlopen(path, RTLD_NOW | RTLD_LOCAL), looks up MORAGENT_PLUGIN_ENTRY_POINT,
+ * calls it on the calling thread, and adds the kinds it registered to the process-wide
+ * registry. All or nothing: when anything fails, none of its kinds are registered and the
+ * library is closed again. A loaded plugin stays loaded until the process ends.
+ * `path`: NUL-terminated UTF-8; as for dlopen, a name without '/' is searched for by the
+ * dynamic loader.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (`path` NULL or not UTF-8, the plugin
+ * already loaded, a kind name already registered); MORAGENT_ERROR_IO (no such file);
+ * MORAGENT_ERROR_MALFORMED_FILE (not a loadable shared object, no entry point, a kind with a
+ * wrong struct_size, a bad name or a required function NULL, no kind registered);
+ * MORAGENT_ERROR_UNSUPPORTED (a kind built for another plugin API version);
+ * MORAGENT_ERROR_CALLBACK (the entry point returned non-zero). The message names the file.
+ * Any thread; loads are serialised. */
+MORAGENT_API moragent_status moragent_plugin_load(const char *path);
+
+/* A router of a kind a plugin registered.
+ * `name`: the kind's name; `config_json`: NUL-terminated UTF-8 JSON handed to the kind's
+ * create function (NULL means "{}"); both read during the call.
+ * `out_router`: receives the router (caller-owned, moragent_router_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (NULL `name` or `out_router`, a name no
+ * plugin registered, config_json not UTF-8 or not well-formed JSON, expert_count above 65536,
+ * the kind's create refused the configuration: the message carries its reason).
+ * Any thread. */
+MORAGENT_API moragent_status moragent_router_create_kind(const char *name, const char *config_json,
+                                                         size_t expert_count, moragent_router **out_router);
+
+/* ---------------------------------------------------------------------------------------------
+ * Policies (0.2): an engine, experts and a router acting in a text environment
+ * ------------------------------------------------------------------------------------------- */
+
+/* A policy: for each environment step it asks its router for a route, renders a prompt from the
+ * goal, the observation and the episode's history, and generates a response through the routed
+ * experts; the action is the text between the first <action> and </action>. It remembers each
+ * episode's steps until they are cleared. One call at a time (MORAGENT_ERROR_BUSY otherwise),
+ * from any thread. */
+typedef struct moragent_policy moragent_policy;
+
+/* What one step produced: read-only, freed with moragent_step_result_free. */
+typedef struct moragent_step_result moragent_step_result;
+
+/* How a policy samples and prompts. Fill it with moragent_policy_params_default, then change
+ * fields. Pointers in it are read during moragent_policy_create only. */
+typedef struct moragent_policy_params {
+    /* sizeof(moragent_policy_params), set by the caller. */
+    size_t struct_size;
+    /* How each response is sampled, as for moragent_generate (validated the same way). NULL
+     * means the policy defaults: temperature 1, top_p 1, top_k 0, seed 0, 64 new tokens, stop at
+     * the model's EOS or the string "</action>". A caller's own parameters replace all of these:
+     * list "</action>" in stop_strings to keep stopping after the action. Step t of episode e is
+     * sampled with a seed derived from (seed, e, t), so runs repeat. Default NULL. */
+    const moragent_generation_params *sampling;
+    /* The prompt of an episode's first step, of later steps, and of one history record
+     * (NUL-terminated UTF-8; NULL means the built-in ReAct-style template). Placeholders:
+     * {goal}, {observation}, {step} (1-based), {step_count}, {history_length}, {history}; in the
+     * history record {k}, {observation}, {action}. Defaults NULL. */
+    const char *first_step_template;
+    const char *later_step_template;
+    const char *history_entry_template;
+    /* How many past steps {history} shows. Default 5. */
+    size_t history_length;
+    /* Non-zero: wrap the prompt as one ChatML user turn followed by the assistant header, as
+     * Qwen2 chat models expect. Default 0. */
+    int32_t chatml;
+} moragent_policy_params;
+
+/* Fills `params` with the defaults documented on each field. The caller sets
+ * `params->struct_size = sizeof *params` first; it is kept as it is.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (`params` NULL, struct_size wrong).
+ * Any thread. */
+MORAGENT_API moragent_status moragent_policy_params_default(moragent_policy_params *params);
+
+/* Creates a policy. It keeps its own references to `engine` and `router`, and takes the experts
+ * `experts` holds now (experts loaded into the set later are not seen by it), so the caller may
+ * free all three handles afterwards.
+ * `engine` must have a tokenizer; the experts must fit its model; the router must choose among
+ * as many experts as the set holds, and a phase router (also inside a trajectory router) must
+ * have been made for the engine's hidden size.
+ * `params`: read during the call; NULL means the defaults.
+ * `out_policy`: receives the policy (caller-owned, moragent_policy_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (`engine`, `experts` or `router`);
+ * MORAGENT_ERROR_INVALID_ARGUMENT (`out_policy` NULL, struct_size wrong, an engine without
+ * tokenizer.json, experts of another model's shapes, expert counts that differ, a phase router
+ * of another width, a template not UTF-8, sampling parameters refused as moragent_generate
+ * refuses them). Any thread. */
+MORAGENT_API moragent_status moragent_policy_create(const moragent_engine *engine, const moragent_experts *experts,
+                                                    moragent_router *router, const moragent_policy_params *params,
+                                                    moragent_policy **out_policy);
+
+/* Frees a policy and the episodes it remembers; step results stay valid. NULL is a no-op.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (nothing is freed). Any thread, once no
+ * other call on the policy is running. */
+MORAGENT_API moragent_status moragent_policy_free(moragent_policy *policy);
+
+/* Takes the next step of `episode` (any number; its first step starts it): routes, then
+ * generates. The router and its callback run on the calling thread.
+ * `observation`, `goal`: NUL-terminated UTF-8, read during the call.
+ * `out_result`: receives the result (caller-owned, moragent_step_result_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (NULL
+ * pointer, text not UTF-8, an episode that has ended and was not cleared);
+ * MORAGENT_ERROR_CALLBACK (the router callback or plugin failed or wrote a bad weight);
+ * MORAGENT_ERROR_BUSY (another call on the policy is running). On failure the episode is
+ * unchanged. */
+MORAGENT_API moragent_status moragent_policy_step(moragent_policy *policy, int64_t episode, const char *observation,
+                                                  const char *goal, moragent_step_result **out_result);
+
+/* Ends `episode` with its return and outcome (`success` non-zero for success): it takes no more
+ * steps, appears in the trace, and its router is told (a trajectory router forgets its choice).
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (`reward`
+ * NaN or infinite, an episode that took no step or has already ended); MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_policy_end_episode(moragent_policy *policy, int64_t episode, double reward,
+                                                         int32_t success);
+
+/* The routing trace: one JSON object per ended episode not yet cleared, in the order they
+ * ended, separated by "\n" (no trailing newline; "" when there is none):
+ * {"episode": E, "steps": N, "experts": [k or null per step (null: base model or mixture)],
+ *  "switches": S (consecutive steps routed differently), "reward": R, "success": true|false}.
+ * Buffer convention as moragent_detokenize: on success `buffer` receives the text and a NUL,
+ * so it needs *out_length + 1 bytes; NULL is allowed when capacity is 0; `out_length` receives
+ * the length without the NUL on success and on MORAGENT_ERROR_BUFFER_TOO_SMALL (then nothing is
+ * written).
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_BUFFER_TOO_SMALL; MORAGENT_ERROR_INVALID_HANDLE;
+ * MORAGENT_ERROR_INVALID_ARGUMENT (`out_length` NULL, NULL buffer with a non-zero capacity, a
+ * capacity above SIZE_MAX / 2); MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_policy_trace_jsonl(const moragent_policy *policy, char *buffer, size_t capacity,
+                                                         size_t *out_length);
+
+/* Forgets every ended episode (after a trainer has consumed them); their numbers may be used
+ * again. Episodes still running are kept.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_policy_clear_ended(moragent_policy *policy);
+
+/* Frees a step result and everything its accessors returned. NULL is a no-op.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (nothing is freed). Any thread, once no
+ * other thread reads the result. */
+MORAGENT_API moragent_status moragent_step_result_free(moragent_step_result *result);
+
+/* The accessors below read a step result. Each returns MORAGENT_OK, or
+ * MORAGENT_ERROR_INVALID_HANDLE, or MORAGENT_ERROR_INVALID_ARGUMENT when a required out pointer
+ * is NULL. Strings and arrays they return are owned by the result and valid until
+ * moragent_step_result_free; arrays are never NULL (even when empty). Any thread. */
+
+/* The action: the trimmed text between the first <action> and the next </action> of the
+ * response, or, when the response has no such pair, its last 30 characters (see
+ * moragent_step_result_action_valid). NUL-terminated; `out_length` (may be NULL) receives its
+ * length in bytes without the NUL. */
+MORAGENT_API moragent_status moragent_step_result_action(const moragent_step_result *result, const char **out_text,
+                                                         size_t *out_length);
+
+/* The whole generated response, as moragent_generation_text gives it. */
+MORAGENT_API moragent_status moragent_step_result_response(const moragent_step_result *result, const char **out_text,
+                                                           size_t *out_length);
+
+/* 1 when the response held a well-formed <action>...</action>, else 0. */
+MORAGENT_API moragent_status moragent_step_result_action_valid(const moragent_step_result *result,
+                                                               int32_t *out_valid);
+
+/* The generated token ids and their count. */
+MORAGENT_API moragent_status moragent_step_result_ids(const moragent_step_result *result, const int32_t **out_ids,
+                                                      size_t *out_count);
+
+/* log p of each generated id under the routed model's unmodified distribution (as
+ * moragent_generation_logprobs); as many as there are ids. */
+MORAGENT_API moragent_status moragent_step_result_logprobs(const moragent_step_result *result,
+                                                           const float **out_logprobs, size_t *out_count);
+
+/* The token ids of the rendered prompt and their count. */
+MORAGENT_API moragent_status moragent_step_result_prompt_ids(const moragent_step_result *result,
+                                                             const int32_t **out_ids, size_t *out_count);
+
+/* The expert that served the step, or -1 for the base model or a mixture (the probabilities tell
+ * which: all zero for the base model). */
+MORAGENT_API moragent_status moragent_step_result_expert(const moragent_step_result *result, int32_t *out_expert);
+
+/* The router's distribution over the K experts (one-hot for a fixed router, the normalised
+ * weights for a callback or plugin) and K. */
+MORAGENT_API moragent_status moragent_step_result_probabilities(const moragent_step_result *result,
+                                                                const float **out_probabilities, size_t *out_count);
+
+/* Wall-clock seconds the step spent routing and generating (both out pointers required). */
+MORAGENT_API moragent_status moragent_step_result_timing(const moragent_step_result *result,
+                                                         double *out_routing_seconds,
+                                                         double *out_generation_seconds);
 
 #ifdef __cplusplus
 }

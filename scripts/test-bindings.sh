@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs the tests of the C ABI and its bindings against the debug build of libmoragent.so and
 # ends with one line "bindings: N passed, M failed":
-#   C       Tests/bindings/c/run.sh (header as C99/C++17, every function, bad calls, exports, ldd)
-#   Python  pytest Tests/bindings/python (fixture models, errors, handles, threads, hypothesis)
+#   C       Tests/bindings/c/run.sh (header as C99/C++17, every function, bad calls, plugins,
+#           exports, ldd)
+#   Python  pytest Tests/bindings/python (fixture models, errors, handles, threads, experts,
+#           routers, plugins, policies, hypothesis)
 #   Lua     luajit Tests/bindings/lua/test.lua
-#   the three examples on the qwen2-tiny fixture (each runs, and all three print the same
-#   continuations), the C example built through moragent.pc, and bindings/python installed by pip.
+#   the three generate examples on the qwen2-tiny fixture (each runs, and all three print the same
+#   continuations), the three agent loops (each runs its two episodes and prints the routing
+#   trace, the same lines in all three; Python's also with a router written in Python), the C
+#   example built through moragent.pc, and bindings/python installed by pip.
 # Assumes `swift build` (debug) was run; installs pytest and hypothesis with pip when missing.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -81,6 +85,34 @@ if [ -s "$scratch/c.out" ] && cmp -s "$scratch/c.out" "$scratch/python.out" && c
   pass "the three examples print the same continuations"
 else
   fail "the examples disagree: $(diff "$scratch/c.out" "$scratch/python.out"; diff "$scratch/c.out" "$scratch/lua.out")"
+fi
+
+echo "== agent loops"
+# Each exits 0 and prints one trace line per episode (two). The C, Lua and Python runs use the
+# same world and seeds, so the phase-router part of their output must agree line for line.
+run_agent() {
+  local name="$1"; shift
+  if "$@" > "$scratch/agent-$name.out" 2> "$scratch/agent-$name.err" \
+     && [ "$(grep -c '^trace: {"episode":[01],' "$scratch/agent-$name.out")" -eq 2 ]; then
+    pass "agent loop $name"
+  else
+    fail "agent loop $name: $(cat "$scratch/agent-$name.err")"
+  fi
+}
+run_agent c examples/c/build/agent_loop "$model"
+run_agent python env PYTHONPATH="$root/bindings/python" python3 examples/python/agent_loop.py "$model"
+run_agent lua env LUA_PATH="$root/bindings/lua/?.lua;;" luajit examples/lua/agent_loop.lua "$model"
+if [ "$(grep -c '^custom trace: {"episode":[01],' "$scratch/agent-python.out")" -eq 2 ]; then
+  pass "agent loop python with a router written in Python"
+else
+  fail "agent loop python printed no trace for its Python router"
+fi
+grep -v '^custom' "$scratch/agent-python.out" > "$scratch/agent-python-phase.out"
+if [ -s "$scratch/agent-c.out" ] && cmp -s "$scratch/agent-c.out" "$scratch/agent-lua.out" \
+   && cmp -s "$scratch/agent-c.out" "$scratch/agent-python-phase.out"; then
+  pass "the three agent loops print the same steps and trace"
+else
+  fail "the agent loops disagree: $(diff "$scratch/agent-c.out" "$scratch/agent-python-phase.out"; diff "$scratch/agent-c.out" "$scratch/agent-lua.out")"
 fi
 
 echo "== packaging"

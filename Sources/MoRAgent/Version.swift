@@ -1,1 +1,1 @@
-public let moragentVersionString = "0.1.0"
+public let moragentVersionString = "0.2.0"

@@ -93,4 +93,18 @@ final class PolicyTests: XCTestCase {
         XCTAssertNil(policy.episode(1))
         XCTAssertEqual(policy.routingTraceJSONLines(), "")
     }
+
+    /// A router or experts made for another model shape are refused at creation (they would read
+    /// out of bounds), and a negative history length renders no history instead of trapping.
+    func testMismatchedPartsAreRefused() throws {
+        var c = PhaseRouterConfiguration(); c.expertCount = 2; c.attentionDimension = 8; c.lstmHiddenSize = 4; c.mlpHiddenSize = 4
+        let wide = try PhaseRouter(configuration: c, modelHiddenSize: 96, seed: 1)
+        XCTAssertThrowsError(try Policy(engine: Self.engine, experts: try experts(2), router: wide)) { XCTAssertTrue("\($0)".contains("width 96")) }
+        XCTAssertThrowsError(try Policy(engine: Self.engine, experts: try experts(2), router: TrajectoryRouter(inner: wide)))
+        let otherModel = try ModelConfig.load(folder: Fixtures.model("mistral-tiny"))
+        let foreign = try ExpertSet(model: otherModel, count: 2, configuration: LoRAConfiguration(rank: 2, alpha: 2), seed: 0)
+        XCTAssertThrowsError(try Policy(engine: Self.engine, experts: foreign, router: try FixedRouter(expert: 0, expertCount: 2)))
+        var t = PromptTemplate(); t.historyLength = -3
+        XCTAssertFalse(t.render(goal: "g", observation: "o", history: [("a", "b")]).contains("Observation 1"))
+    }
 }

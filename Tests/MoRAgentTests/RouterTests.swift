@@ -76,6 +76,15 @@ final class RouterTests: XCTestCase {
         // A file that is not a router is rejected with its name.
         try SafeTensorsWriter.write([("x", Tensor(zeros: [1]))], to: folder + "/other.safetensors")
         XCTAssertThrowsError(try PhaseRouter.load(from: folder + "/other.safetensors")) { XCTAssertTrue("\($0)".contains("other.safetensors")) }
+        // Metadata claiming sizes the stored tensors do not have fails before anything is allocated.
+        let file = try SafeTensorsFile(path: folder + "/router.safetensors")
+        for (from, to) in [("\"model_hidden_size\":64", "\"model_hidden_size\":1099511627776"), ("\"lstm_hidden_size\":16", "\"lstm_hidden_size\":60000"),
+                           ("\"history_length\":5", "\"history_length\":100000000")] {
+            let meta = file.metadata["moragent"]!.replacingOccurrences(of: from, with: to)
+            XCTAssertNotEqual(meta, file.metadata["moragent"]!, from)
+            try SafeTensorsWriter.write(try file.entries.keys.sorted().map { ($0, try file.tensor($0)) }, metadata: ["moragent": meta], to: folder + "/bad.safetensors")
+            XCTAssertThrowsError(try PhaseRouter.load(from: folder + "/bad.safetensors")) { XCTAssertTrue("\($0)".contains("bad.safetensors"), "\($0)") }
+        }
     }
 
     /// One LSTM cell step against the equations by hand (PyTorch's gate order i, f, g, o).

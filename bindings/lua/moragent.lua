@@ -10,8 +10,16 @@
 -- collected, or at once with :free(). Failures raise an error value with fields `status` (the C
 -- code), `name` and `message` (moragent_last_error()), whose tostring is the message.
 --
--- Lua runs on one thread: progress and log callbacks are Lua functions, so do not share an
--- engine with other threads of the host while a Lua log callback is set.
+-- Lua runs on one thread: progress, log and router callbacks are Lua functions, so do not share
+-- an engine with other threads of the host while a Lua log callback is set, and step a policy
+-- with a Lua router only from Lua.
+--
+-- Agents (0.2):
+--   local experts = moragent.experts(engine, 2, { rank = 4 })
+--   local router = moragent.callback_router(2, function(f) return f.step % 2 == 0 and { 1, 0 } or { 0, 1 } end)
+--   local policy = moragent.policy(engine, experts, router, { max_new_tokens = 16 })
+--   local step = policy:step(0, "You are in the hall.", "find the key")   -- step.expert, step.action, ...
+--   policy:end_episode(0, 1.0, true); print(policy:trace())
 
 local ffi = require("ffi")
 
@@ -30,7 +38,9 @@ typedef enum moragent_status {
     MORAGENT_ERROR_UNSUPPORTED = -5,
     MORAGENT_ERROR_BUFFER_TOO_SMALL = -6,
     MORAGENT_ERROR_ABORTED = -7,
-    MORAGENT_ERROR_INTERNAL = -8
+    MORAGENT_ERROR_INTERNAL = -8,
+    MORAGENT_ERROR_CALLBACK = -9,
+    MORAGENT_ERROR_BUSY = -10
 } moragent_status;
 const char *moragent_status_string(moragent_status status);
 const char *moragent_last_error(void);
@@ -103,6 +113,114 @@ moragent_status moragent_generation_text(const moragent_generation *generation, 
 moragent_status moragent_generation_stop_reason(const moragent_generation *generation,
                                                 moragent_stop_reason *out_reason);
 
+/* Expert sets (0.2) */
+typedef struct moragent_experts moragent_experts;
+typedef enum moragent_module {
+    MORAGENT_MODULE_Q = 1, MORAGENT_MODULE_K = 2, MORAGENT_MODULE_V = 4, MORAGENT_MODULE_O = 8,
+    MORAGENT_MODULE_GATE = 16, MORAGENT_MODULE_UP = 32, MORAGENT_MODULE_DOWN = 64
+} moragent_module;
+typedef struct moragent_lora_params {
+    size_t struct_size;
+    size_t rank;
+    float alpha;
+    int32_t use_rslora;
+    uint32_t target_modules;
+} moragent_lora_params;
+moragent_status moragent_lora_params_default(moragent_lora_params *params);
+moragent_status moragent_experts_create(const moragent_engine *engine, size_t count,
+                                        const moragent_lora_params *params, uint64_t seed,
+                                        moragent_experts **out_experts);
+moragent_status moragent_experts_free(moragent_experts *experts);
+moragent_status moragent_experts_count(const moragent_experts *experts, size_t *out_count);
+moragent_status moragent_experts_load_peft(moragent_experts *experts, const char *dir);
+moragent_status moragent_experts_save_peft(const moragent_experts *experts, size_t index, const char *dir);
+
+/* Routers (0.2) */
+typedef struct moragent_router moragent_router;
+typedef struct moragent_step_features {
+    size_t struct_size;
+    int64_t episode;
+    size_t step;
+    const char *observation;
+    const char *goal;
+    size_t history_count;
+} moragent_step_features;
+typedef int (*moragent_router_fn)(const moragent_step_features *features, float *weights_out, size_t expert_count,
+                                  void *user);
+moragent_status moragent_router_create_fixed(size_t expert_count, int32_t expert, moragent_router **out_router);
+typedef struct moragent_phase_router_params {
+    size_t struct_size;
+    size_t expert_count;
+    size_t attention_dim;
+    size_t attention_heads;
+    size_t lstm_hidden;
+    size_t lstm_layers;
+    size_t history_length;
+    size_t mlp_hidden;
+    int32_t pooled_goal;
+    float initial_temperature;
+    float final_temperature;
+    size_t anneal_updates;
+} moragent_phase_router_params;
+moragent_status moragent_phase_router_params_default(moragent_phase_router_params *params);
+moragent_status moragent_router_create_phase(size_t model_hidden_size,
+                                             const moragent_phase_router_params *params, uint64_t seed,
+                                             moragent_router **out_router);
+moragent_status moragent_router_phase_save(const moragent_router *router, const char *path);
+moragent_status moragent_router_phase_load(const char *path, moragent_router **out_router);
+moragent_status moragent_router_create_trajectory(moragent_router *inner, moragent_router **out_router);
+moragent_status moragent_router_create_callback(size_t expert_count, moragent_router_fn fn, void *user,
+                                                moragent_router **out_router);
+moragent_status moragent_router_free(moragent_router *router);
+moragent_status moragent_router_expert_count(const moragent_router *router, size_t *out_count);
+
+/* Router plugins (0.2) */
+moragent_status moragent_plugin_load(const char *path);
+moragent_status moragent_router_create_kind(const char *name, const char *config_json,
+                                            size_t expert_count, moragent_router **out_router);
+
+/* Policies (0.2) */
+typedef struct moragent_policy moragent_policy;
+typedef struct moragent_step_result moragent_step_result;
+typedef struct moragent_policy_params {
+    size_t struct_size;
+    const moragent_generation_params *sampling;
+    const char *first_step_template;
+    const char *later_step_template;
+    const char *history_entry_template;
+    size_t history_length;
+    int32_t chatml;
+} moragent_policy_params;
+moragent_status moragent_policy_params_default(moragent_policy_params *params);
+moragent_status moragent_policy_create(const moragent_engine *engine, const moragent_experts *experts,
+                                       moragent_router *router, const moragent_policy_params *params,
+                                       moragent_policy **out_policy);
+moragent_status moragent_policy_free(moragent_policy *policy);
+moragent_status moragent_policy_step(moragent_policy *policy, int64_t episode, const char *observation,
+                                     const char *goal, moragent_step_result **out_result);
+moragent_status moragent_policy_end_episode(moragent_policy *policy, int64_t episode, double reward,
+                                            int32_t success);
+moragent_status moragent_policy_trace_jsonl(const moragent_policy *policy, char *buffer, size_t capacity,
+                                            size_t *out_length);
+moragent_status moragent_policy_clear_ended(moragent_policy *policy);
+moragent_status moragent_step_result_free(moragent_step_result *result);
+moragent_status moragent_step_result_action(const moragent_step_result *result, const char **out_text,
+                                            size_t *out_length);
+moragent_status moragent_step_result_response(const moragent_step_result *result, const char **out_text,
+                                              size_t *out_length);
+moragent_status moragent_step_result_action_valid(const moragent_step_result *result, int32_t *out_valid);
+moragent_status moragent_step_result_ids(const moragent_step_result *result, const int32_t **out_ids,
+                                         size_t *out_count);
+moragent_status moragent_step_result_logprobs(const moragent_step_result *result, const float **out_logprobs,
+                                              size_t *out_count);
+moragent_status moragent_step_result_prompt_ids(const moragent_step_result *result, const int32_t **out_ids,
+                                                size_t *out_count);
+moragent_status moragent_step_result_expert(const moragent_step_result *result, int32_t *out_expert);
+moragent_status moragent_step_result_probabilities(const moragent_step_result *result,
+                                                   const float **out_probabilities, size_t *out_count);
+moragent_status moragent_step_result_timing(const moragent_step_result *result, double *out_routing_seconds,
+                                            double *out_generation_seconds);
+
 /* libc, to set OPENBLAS_CORETYPE before the library (and OpenBLAS with it) loads */
 int setenv(const char *name, const char *value, int overwrite);
 char *getenv(const char *name);
@@ -110,8 +228,8 @@ char *getenv(const char *name);
 
 local M = {}
 
-M.VERSION_MAJOR, M.VERSION_MINOR, M.VERSION_PATCH = 0, 1, 0
-M.VERSION = "0.1.0"
+M.VERSION_MAJOR, M.VERSION_MINOR, M.VERSION_PATCH = 0, 2, 0
+M.VERSION = "0.2.0"
 
 -- The OpenBLAS kernel family this CPU should run, from its /proc/cpuinfo flags, or nil.
 -- Why: Debian's OpenBLAS 0.3.21 takes CPUs newer than itself for old ones and runs its generic
@@ -224,6 +342,13 @@ local function int32_array(values, what)
   return array, n
 end
 
+-- A Lua string passed as a C string: a NUL inside would silently cut it, so it is refused.
+local function c_string(s, what)
+  if type(s) ~= "string" then invalid_argument(what .. " must be a string, got " .. type(s)) end
+  if s:find("\0", 1, true) then invalid_argument(what .. " must not contain NUL bytes (C strings end there)") end
+  return s
+end
+
 local function size_value(v, what)
   if type(v) ~= "number" or v ~= math.floor(v) or v < 0 or v >= 2 ^ 53 then
     invalid_argument(string.format("%s must be a non-negative integer, got %s", what, tostring(v)))
@@ -329,10 +454,9 @@ end
 -- stop (table of strings), stop_token_ids (table; replaces the model's EOS), ignore_eos (false),
 -- progress = function(done, total) returning true to stop (raises an "aborted" error).
 -- Returns { ids, text, logprobs, entropies, stop_reason }.
-function Engine:generate(prompt, opts)
-  opts = opts or {}
-  if type(prompt) == "string" then prompt = self:tokenize(prompt) end
-  local prompt_ids, prompt_len = int32_array(prompt, "prompt")
+-- A filled moragent_generation_params from opts (see Engine:generate) and the arrays its
+-- pointers refer to, which the caller keeps referenced while the params are in use.
+local function generation_params(opts)
   local params = ffi.new("moragent_generation_params")
   params.struct_size = ffi.sizeof("moragent_generation_params")
   check(lib.moragent_generation_params_default(params))
@@ -348,6 +472,14 @@ function Engine:generate(prompt, opts)
   local stop_ids, stop_count = int32_array(opts.stop_token_ids or {}, "stop_token_ids")
   params.stop_token_ids, params.stop_token_count = stop_ids, stop_count
   params.ignore_eos = opts.ignore_eos and 1 or 0
+  return params, { stop, stop_strings, stop_ids }
+end
+
+function Engine:generate(prompt, opts)
+  opts = opts or {}
+  if type(prompt) == "string" then prompt = self:tokenize(prompt) end
+  local prompt_ids, prompt_len = int32_array(prompt, "prompt")
+  local params, keep = generation_params(opts)
 
   local callback, raised = nil, nil
   if opts.progress then
@@ -359,6 +491,7 @@ function Engine:generate(prompt, opts)
   end
   local out = ffi.new("moragent_generation *[1]")
   local status = lib.moragent_generate(self.handle, prompt_ids, prompt_len, params, callback, nil, out)
+  local _ = keep
   if callback then callback:free() end
   if raised ~= nil then error(raised, 0) end
   check(status)
@@ -372,4 +505,298 @@ end
 jit.off(Engine.generate)
 
 M.Engine = Engine
+
+-- ---- expert sets (0.2) -------------------------------------------------------------------
+
+-- Frees an object's handle now with its C free function; freeing twice is harmless.
+local function free_handle(self, free)
+  if self.handle ~= nil then
+    local handle = ffi.gc(self.handle, nil)
+    self.handle = nil
+    check(free(handle))
+  end
+end
+
+local modules = {
+  q_proj = lib.MORAGENT_MODULE_Q, k_proj = lib.MORAGENT_MODULE_K, v_proj = lib.MORAGENT_MODULE_V,
+  o_proj = lib.MORAGENT_MODULE_O, gate_proj = lib.MORAGENT_MODULE_GATE, up_proj = lib.MORAGENT_MODULE_UP,
+  down_proj = lib.MORAGENT_MODULE_DOWN,
+}
+
+local ExpertSet = {}
+ExpertSet.__index = ExpertSet
+M.ExpertSet = ExpertSet
+
+-- `count` new LoRA experts shaped for `engine` (B = 0: each starts as the base model).
+-- opts: rank (32), alpha (64), use_rslora (false), target_modules ({ "q_proj", "v_proj" }), seed (0).
+function M.experts(engine, count, opts)
+  opts = opts or {}
+  local params = ffi.new("moragent_lora_params")
+  params.struct_size = ffi.sizeof("moragent_lora_params")
+  check(lib.moragent_lora_params_default(params))
+  if opts.rank ~= nil then params.rank = size_value(opts.rank, "rank") end
+  if opts.alpha ~= nil then params.alpha = opts.alpha end
+  params.use_rslora = opts.use_rslora and 1 or 0
+  if opts.target_modules ~= nil then
+    local bits = 0
+    for _, name in ipairs(opts.target_modules) do
+      if not modules[name] then invalid_argument("unknown target module " .. tostring(name)) end
+      bits = bit.bor(bits, modules[name])
+    end
+    params.target_modules = bits
+  end
+  local out = ffi.new("moragent_experts *[1]")
+  check(lib.moragent_experts_create(engine.handle, size_value(count or 0, "count"), params,
+                                    size_value(opts.seed or 0, "seed"), out))
+  return setmetatable({ handle = ffi.gc(out[0], lib.moragent_experts_free) }, ExpertSet)
+end
+
+function ExpertSet:free() free_handle(self, lib.moragent_experts_free) end
+
+function ExpertSet:count()
+  local count = ffi.new("size_t[1]")
+  check(lib.moragent_experts_count(self.handle, count))
+  return tonumber(count[0])
+end
+
+-- Appends the PEFT LoRA adapter in folder `dir`; returns its index (0-based, as in C).
+function ExpertSet:load_peft(dir)
+  check(lib.moragent_experts_load_peft(self.handle, dir))
+  return self:count() - 1
+end
+
+function ExpertSet:save_peft(index, dir)
+  check(lib.moragent_experts_save_peft(self.handle, size_value(index, "index"), dir))
+end
+
+-- ---- routers (0.2) -----------------------------------------------------------------------
+
+local Router = {}
+Router.__index = Router
+M.Router = Router
+
+-- A router object owning `handle`; `keep` holds what the C router relies on (a callback, an
+-- inner router object) for as long as this object lives.
+local function router_object(handle, keep)
+  return setmetatable({ handle = ffi.gc(handle, lib.moragent_router_free), keep = keep }, Router)
+end
+
+-- Calls a router constructor with `...` (which may hold nils: a NULL user or config) and an
+-- out-parameter; returns the new handle.
+local function made_router(call, ...)
+  local out = ffi.new("moragent_router *[1]")
+  local n = select("#", ...)
+  local args = { ... }
+  args[n + 1] = out
+  check(call(unpack(args, 1, n + 1)))
+  return out[0]
+end
+
+-- Frees the caller's handle now. Policies and trajectory routers made with the router keep
+-- using it, and a Lua callback stays alive until this object is collected.
+function Router:free() free_handle(self, lib.moragent_router_free) end
+
+function Router:expert_count()
+  local count = ffi.new("size_t[1]")
+  check(lib.moragent_router_expert_count(self.handle, count))
+  return tonumber(count[0])
+end
+
+-- Every step to `expert` (0-based), or to the base model when `expert` is nil.
+function M.fixed_router(expert_count, expert)
+  local e = expert == nil and -1 or expert
+  if type(e) ~= "number" or e ~= math.floor(e) or e < -2147483648 or e > 2147483647 then
+    invalid_argument("expert must be nil or a 32-bit integer, got " .. tostring(expert))
+  end
+  return router_object(made_router(lib.moragent_router_create_fixed, size_value(expert_count, "expert_count"), e))
+end
+
+-- PA-MoE's phase router for engines of width `model_hidden_size`. opts: expert_count (4),
+-- attention_dim (256), attention_heads (4), lstm_hidden (256), lstm_layers (3),
+-- history_length (5), mlp_hidden (256), pooled_goal (false), initial_temperature (2),
+-- final_temperature (0.5), anneal_updates (3000), seed (0).
+function M.phase_router(model_hidden_size, opts)
+  opts = opts or {}
+  local params = ffi.new("moragent_phase_router_params")
+  params.struct_size = ffi.sizeof("moragent_phase_router_params")
+  check(lib.moragent_phase_router_params_default(params))
+  for _, name in ipairs({ "expert_count", "attention_dim", "attention_heads", "lstm_hidden", "lstm_layers",
+                          "history_length", "mlp_hidden", "anneal_updates" }) do
+    if opts[name] ~= nil then params[name] = size_value(opts[name], name) end
+  end
+  params.pooled_goal = opts.pooled_goal and 1 or 0
+  if opts.initial_temperature ~= nil then params.initial_temperature = opts.initial_temperature end
+  if opts.final_temperature ~= nil then params.final_temperature = opts.final_temperature end
+  return router_object(made_router(lib.moragent_router_create_phase, size_value(model_hidden_size, "model_hidden_size"),
+                                   params, size_value(opts.seed or 0, "seed")))
+end
+
+-- Reads a phase router written by Router:save_phase.
+function M.load_phase_router(path)
+  return router_object(made_router(lib.moragent_router_phase_load, path))
+end
+
+function Router:save_phase(path) check(lib.moragent_router_phase_save(self.handle, path)) end
+
+-- PA-MoE's trajectory baseline: `inner`'s first decision of each episode holds for the episode.
+function M.trajectory_router(inner)
+  return router_object(made_router(lib.moragent_router_create_trajectory, inner.handle), { inner })
+end
+
+-- The error a Lua router function raised during the current step, re-raised by Policy:step.
+local pending_router_error
+
+-- A router written in Lua: fn(features) returns a table of `expert_count` non-negative weights
+-- (one positive: that expert; several: a mixture; all zero: the base model). features:
+-- { episode, step, observation, goal, history_count }. An error fn raises is re-raised by
+-- Policy:step; a NaN or negative weight raises a "callback failed" error.
+function M.callback_router(expert_count, fn)
+  local callback = ffi.cast("moragent_router_fn", function(features, weights, count)
+    local ok, err = pcall(function()
+      local answer = fn({
+        episode = tonumber(features.episode), step = tonumber(features.step),
+        observation = ffi.string(features.observation), goal = ffi.string(features.goal),
+        history_count = tonumber(features.history_count),
+      })
+      if type(answer) ~= "table" or #answer ~= tonumber(count) then
+        error(string.format("the router function returned %s weights for %d experts",
+                            type(answer) == "table" and tostring(#answer) or type(answer), tonumber(count)), 0)
+      end
+      for k = 1, #answer do
+        if type(answer[k]) ~= "number" then error("weight " .. k .. " is not a number", 0) end
+        weights[k - 1] = answer[k]
+      end
+    end)
+    if ok then return 0 end
+    if pending_router_error == nil then pending_router_error = err end
+    return 1
+  end)
+  -- The C router may call the callback for as long as anything holds it, which Lua cannot see:
+  -- the callback is freed when this router object (which policies and trajectory routers made
+  -- from it reference) is collected, not by Router:free.
+  ffi.gc(callback, function(c) c:free() end)
+  local handle = made_router(lib.moragent_router_create_callback, size_value(expert_count, "expert_count"), callback, nil)
+  return router_object(handle, { callback })
+end
+
+-- Loads a router plugin (a shared object) and registers its router kinds for the process.
+function M.load_plugin(path) check(lib.moragent_plugin_load(path)) end
+
+-- A router of a kind a plugin registered; config_json is a JSON string (nil: "{}").
+function M.router_from_kind(name, config_json, expert_count)
+  return router_object(made_router(lib.moragent_router_create_kind, name, config_json,
+                                   size_value(expert_count, "expert_count")))
+end
+
+-- ---- policies (0.2) ----------------------------------------------------------------------
+
+local Policy = {}
+Policy.__index = Policy
+M.Policy = Policy
+
+-- A policy over `engine`, `experts` and `router`. opts: the sampling options of Engine:generate
+-- (defaults here: temperature 1, max_new_tokens 64, stop { "</action>" }), first_step_template,
+-- later_step_template, history_entry_template (nil: built in), history_length (5), chatml (false).
+function M.policy(engine, experts, router, opts)
+  opts = opts or {}
+  local sampling_opts = {}
+  for k, v in pairs(opts) do sampling_opts[k] = v end
+  if sampling_opts.temperature == nil then sampling_opts.temperature = 1 end
+  if sampling_opts.stop == nil then sampling_opts.stop = { "</action>" } end
+  local sampling, keep = generation_params(sampling_opts)
+  local params = ffi.new("moragent_policy_params")
+  params.struct_size = ffi.sizeof("moragent_policy_params")
+  check(lib.moragent_policy_params_default(params))
+  params.sampling = sampling
+  for _, name in ipairs({ "first_step_template", "later_step_template", "history_entry_template" }) do
+    if opts[name] ~= nil then params[name] = c_string(opts[name], name) end
+  end
+  if opts.history_length ~= nil then params.history_length = size_value(opts.history_length, "history_length") end
+  params.chatml = opts.chatml and 1 or 0
+  local out = ffi.new("moragent_policy *[1]")
+  check(lib.moragent_policy_create(engine.handle, experts.handle, router.handle, params, out))
+  local _ = keep
+  return setmetatable({ handle = ffi.gc(out[0], lib.moragent_policy_free), router = router }, Policy)
+end
+
+function Policy:free() free_handle(self, lib.moragent_policy_free) end
+
+local function array_out(call, result, ctype)
+  local pointer, count = ffi.new(ctype .. "[1]"), ffi.new("size_t[1]")
+  check(call(result, pointer, count))
+  local out = {}
+  for i = 1, tonumber(count[0]) do out[i] = tonumber(pointer[0][i - 1]) end
+  return out
+end
+
+local function text_out(call, result)
+  local text, length = ffi.new("const char *[1]"), ffi.new("size_t[1]")
+  check(call(result, text, length))
+  return ffi.string(text[0], length[0])
+end
+
+-- Reads a step result into a Lua table (expert nil for the base model or a mixture).
+local function read_step(result)
+  local expert, valid = ffi.new("int32_t[1]"), ffi.new("int32_t[1]")
+  local routing, generation = ffi.new("double[1]"), ffi.new("double[1]")
+  check(lib.moragent_step_result_expert(result, expert))
+  check(lib.moragent_step_result_action_valid(result, valid))
+  check(lib.moragent_step_result_timing(result, routing, generation))
+  return {
+    action = text_out(lib.moragent_step_result_action, result),
+    response = text_out(lib.moragent_step_result_response, result),
+    action_valid = valid[0] ~= 0,
+    expert = expert[0] >= 0 and tonumber(expert[0]) or nil,
+    probabilities = array_out(lib.moragent_step_result_probabilities, result, "const float *"),
+    ids = array_out(lib.moragent_step_result_ids, result, "const int32_t *"),
+    logprobs = array_out(lib.moragent_step_result_logprobs, result, "const float *"),
+    prompt_ids = array_out(lib.moragent_step_result_prompt_ids, result, "const int32_t *"),
+    routing_seconds = routing[0], generation_seconds = generation[0],
+  }
+end
+
+local function episode_value(episode)
+  if type(episode) ~= "number" or episode ~= math.floor(episode) or math.abs(episode) >= 2 ^ 53 then
+    invalid_argument("episode must be an integer, got " .. tostring(episode))
+  end
+  return episode
+end
+
+-- The next step of `episode` (its first step starts it); returns { action, response,
+-- action_valid, expert, probabilities, ids, logprobs, prompt_ids, routing_seconds,
+-- generation_seconds }.
+function Policy:step(episode, observation, goal)
+  local out = ffi.new("moragent_step_result *[1]")
+  pending_router_error = nil
+  local status = lib.moragent_policy_step(self.handle, episode_value(episode), c_string(observation, "observation"),
+                                          c_string(goal, "goal"), out)
+  local raised = pending_router_error
+  pending_router_error = nil
+  if raised ~= nil then error(raised, 0) end
+  check(status)
+  local result = ffi.gc(out[0], lib.moragent_step_result_free)
+  local ok, step = pcall(read_step, result)
+  check(lib.moragent_step_result_free(ffi.gc(result, nil)))
+  if not ok then error(step, 0) end
+  return step
+end
+-- A Lua router re-enters Lua from C: keep this call out of compiled traces.
+jit.off(Policy.step)
+
+function Policy:end_episode(episode, reward, success)
+  check(lib.moragent_policy_end_episode(self.handle, episode_value(episode), reward, success and 1 or 0))
+end
+
+-- The routing trace: one JSON object per ended episode, one per line.
+function Policy:trace()
+  local length = ffi.new("size_t[1]")
+  local status = lib.moragent_policy_trace_jsonl(self.handle, nil, 0, length)
+  if status ~= lib.MORAGENT_ERROR_BUFFER_TOO_SMALL then check(status) end
+  local text = ffi.new("char[?]", tonumber(length[0]) + 1)
+  check(lib.moragent_policy_trace_jsonl(self.handle, text, tonumber(length[0]) + 1, length))
+  return ffi.string(text, length[0])
+end
+
+function Policy:clear_ended() check(lib.moragent_policy_clear_ended(self.handle)) end
+
 return M

@@ -28,10 +28,10 @@ public struct LoRAConfiguration: Equatable, Sendable {
 
     /// Throws when a field is out of range.
     public func validate() throws {
-        guard rank > 0 else { throw MoRAgentError.invalidArgument("LoRA rank must be positive, got \(rank)") }
+        guard rank > 0, rank <= 65536 else { throw MoRAgentError.invalidArgument("LoRA rank must be in 1...65536, got \(rank)") }
         guard alpha.isFinite else { throw MoRAgentError.invalidArgument("LoRA alpha must be finite") }
         guard !targetModules.isEmpty else { throw MoRAgentError.invalidArgument("LoRA needs at least one target module") }
-        for (name, r) in rankOverrides where r <= 0 { throw MoRAgentError.invalidArgument("LoRA rank for \(name) must be positive") }
+        for (name, r) in rankOverrides where r <= 0 || r > 65536 { throw MoRAgentError.invalidArgument("LoRA rank for \(name) must be in 1...65536") }
         for (name, a) in alphaOverrides where !a.isFinite { throw MoRAgentError.invalidArgument("LoRA alpha for \(name) must be finite") }
     }
 

@@ -78,6 +78,12 @@ public final class Policy {
             throw MoRAgentError.invalidArgument("the router chooses among \(router.expertCount) experts but the set has \(experts.count)")
         }
         _ = try engine.requireTokenizer()
+        let model = engine.decoder.config
+        guard experts.model.layerCount == model.layerCount,
+              ProjectionKind.allCases.allSatisfy({ experts.model.projectionShape($0) == model.projectionShape($0) }) else {
+            throw MoRAgentError.invalidArgument("the experts were made for a model of another shape than the engine's")
+        }
+        try router.validate(for: model)
         self.engine = engine
         self.experts = experts
         self.router = router

@@ -47,7 +47,7 @@ public struct PromptTemplate: Equatable, Sendable {
 
     /// The prompt text of step `history.count + 1`.
     public func render(goal: String, observation: String, history: [(observation: String, action: String)]) -> String {
-        let recent = history.suffix(historyLength)
+        let recent = history.suffix(max(0, historyLength))
         let first = history.count - recent.count + 1
         let lines = recent.enumerated().map { i, entry in
             fill(historyEntry, ["k": String(first + i), "observation": entry.observation, "action": entry.action])

@@ -36,6 +36,12 @@ public struct PhaseRouterConfiguration: Equatable, Sendable {
         guard lstmHiddenSize > 0, lstmLayers > 0, historyLength >= 0, mlpHiddenSize > 0 else {
             throw MoRAgentError.invalidArgument("phase router sizes must be positive")
         }
+        // Bounds far above any useful router, so sizes from a file or a caller cannot exhaust
+        // memory or overflow shape products.
+        guard expertCount <= 65536, attentionDimension <= 65536, lstmHiddenSize <= 65536, mlpHiddenSize <= 65536,
+              lstmLayers <= 64, historyLength <= 4096 else {
+            throw MoRAgentError.invalidArgument("phase router sizes are implausibly large")
+        }
         guard initialTemperature.isFinite, finalTemperature.isFinite, initialTemperature > 0, finalTemperature > 0, annealUpdates >= 0 else {
             throw MoRAgentError.invalidArgument("phase router temperatures must be positive and finite")
         }
@@ -152,6 +158,29 @@ public final class PhaseRouter: StepRouter {
         return StepDecision(route: .expert(p.indices.max { p[$0] < p[$1] || (p[$0] == p[$1] && $0 > $1) }!), probabilities: p)
     }
 
+    /// The name and shape of every parameter for a configuration, in `namedTensors` order,
+    /// computed without allocating.
+    static func parameterShapes(configuration c: PhaseRouterConfiguration, modelHiddenSize m: Int) -> [(String, [Int])] {
+        let a = c.attentionDimension, h = c.lstmHiddenSize
+        var out: [(String, [Int])] = []
+        for (name, inF, outF) in [("attention.query", m, a), ("attention.key", m, a), ("attention.value", m, a), ("attention.output", a, a)] {
+            out += [(name + ".weight", [outF, inF]), (name + ".bias", [outF])]
+        }
+        for l in 0..<c.lstmLayers {
+            out += [("lstm.weight_ih_l\(l)", [4 * h, l == 0 ? 2 * m : h]), ("lstm.bias_ih_l\(l)", [4 * h]),
+                    ("lstm.weight_hh_l\(l)", [4 * h, h]), ("lstm.bias_hh_l\(l)", [4 * h])]
+        }
+        out += [("mlp.0.weight", [c.mlpHiddenSize, a + h]), ("mlp.0.bias", [c.mlpHiddenSize]),
+                ("mlp.2.weight", [c.expertCount, c.mlpHiddenSize]), ("mlp.2.bias", [c.expertCount])]
+        return out
+    }
+
+    public func validate(for model: ModelConfig) throws {
+        guard model.hiddenSize == modelHiddenSize else {
+            throw MoRAgentError.invalidArgument("the phase router reads hidden states of width \(modelHiddenSize) but the model's are \(model.hiddenSize)")
+        }
+    }
+
     /// Every parameter by a PyTorch-style name.
     public var namedTensors: [(name: String, tensor: Tensor)] {
         query.namedTensors("attention.query") + key.namedTensors("attention.key") + value.namedTensors("attention.value")
@@ -191,7 +220,14 @@ public final class PhaseRouter: StepRouter {
         c.initialTemperature = try float("initial_temperature"); c.finalTemperature = try float("final_temperature")
         c.annealUpdates = try int("anneal_updates")
         do { try c.validate() } catch { throw bad("\(error)") }
-        let router = try PhaseRouter(configuration: c, modelHiddenSize: try int("model_hidden_size"), seed: 0)
+        let width = try int("model_hidden_size")
+        guard (1...(1 << 20)).contains(width) else { throw bad("model_hidden_size \(width) is implausible") }
+        // Every tensor the metadata implies must be stored with that shape before anything is allocated.
+        for (name, shape) in PhaseRouter.parameterShapes(configuration: c, modelHiddenSize: width) {
+            guard let e = file.entries[name] else { throw bad("missing tensor \"\(name)\"") }
+            guard e.shape == shape else { throw bad("tensor \"\(name)\" has shape \(e.shape) but the metadata implies \(shape)") }
+        }
+        let router = try PhaseRouter(configuration: c, modelHiddenSize: width, seed: 0)
         router.temperature = try float("temperature")
         for (name, t) in router.namedTensors { try file.readFloat32(name, expectedShape: t.shape, into: t.pointer) }
         return router

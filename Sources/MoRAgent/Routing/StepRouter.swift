@@ -52,11 +52,16 @@ public protocol StepRouter: AnyObject {
     func decide(_ context: StepContext) throws -> StepDecision
     /// Forgets whatever it kept about `episode` (called when the episode ends).
     func endEpisode(_ episode: Int)
+    /// Throws unless the router can read the encodings of a model of `model` (a policy checks
+    /// this once, so a mismatched router fails at creation instead of reading out of bounds).
+    func validate(for model: ModelConfig) throws
 }
 
 extension StepRouter {
     /// Nothing to forget by default.
     public func endEpisode(_ episode: Int) {}
+    /// Routers that read no encodings fit any model.
+    public func validate(for model: ModelConfig) throws {}
 }
 
 /// One expert for every step, or none (the base model; PA-MoE's K = 0 baseline uses one LoRA).
@@ -133,4 +138,6 @@ public final class TrajectoryRouter: StepRouter {
         chosen[episode] = nil
         inner.endEpisode(episode)
     }
+
+    public func validate(for model: ModelConfig) throws { try inner.validate(for: model) }
 }

@@ -82,6 +82,67 @@ enum CInput {
         }
     }
 
+    /// Most experts a set or a router may have: far above any real use, low enough that the
+    /// per-step arrays of K entries can never exhaust memory.
+    static let maxExperts = 65536
+
+    /// An expert count (`size_t`) of at most `maxExperts`.
+    static func expertCount(_ value: Int, _ name: String) throws -> Int {
+        guard value >= 0, value <= maxExperts else {
+            throw CallError.invalidArgument("\(name) is \(UInt(bitPattern: value)); at most \(maxExperts) experts are supported")
+        }
+        return value
+    }
+
+    /// Most parameters one call may allocate (8 GiB of f32). Why a limit: a size the caller got
+    /// wrong (a rank of 2^40) would otherwise make the allocation fail, which traps, or overflow
+    /// the size arithmetic first, which traps too.
+    static let maxParameters = 1 << 31
+
+    /// The sum of the products `terms` describes, refused when it overflows or exceeds
+    /// `maxParameters`.
+    static func parameterCount(_ terms: [[Int]], _ what: String) throws -> Int {
+        var total = 0
+        for factors in terms {
+            var product = 1
+            for f in factors {
+                let (p, overflow) = product.multipliedReportingOverflow(by: f)
+                guard !overflow, p <= maxParameters else { throw tooMany(what) }
+                product = p
+            }
+            let (t, overflow) = total.addingReportingOverflow(product)
+            guard !overflow, t <= maxParameters else { throw tooMany(what) }
+            total = t
+        }
+        return total
+    }
+
+    private static func tooMany(_ what: String) -> CallError {
+        CallError.invalidArgument("\(what) would have more than \(maxParameters) parameters")
+    }
+
+    /// An optional NUL-terminated UTF-8 string (NULL: nil).
+    static func optionalCString(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -> String? {
+        guard pointer != nil else { return nil }
+        return try cString(pointer, name)
+    }
+
+    /// Copies `bytes` and a NUL into the caller's `(buffer, capacity)` and reports the length
+    /// through `outLength`, as `moragent_detokenize` documents: on a buffer too small only the
+    /// length is reported.
+    static func writeText(_ bytes: [UInt8], _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int,
+                          _ outLength: UnsafeMutablePointer<Int>?, _ what: String) throws {
+        let room = try self.room(buffer, capacity, "buffer", "capacity")
+        let outLength = try required(outLength, "out_length")
+        outLength.pointee = bytes.count
+        guard bytes.count < room.count else {
+            throw CallError.bufferTooSmall("\(what) is \(bytes.count) bytes, which with the NUL need capacity \(bytes.count + 1), but capacity is \(room.count)")
+        }
+        let raw = UnsafeMutableRawBufferPointer(room)
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+
     /// Largest `struct_size` accepted: a larger one is taken for a field the caller forgot to
     /// set (stack garbage), since no version of a parameter struct will come near it.
     static let maxStructSize = 65536

@@ -16,6 +16,11 @@ struct CallError: Error {
     static func invalidHandle(_ message: String) -> CallError { CallError(status: MORAGENT_ERROR_INVALID_HANDLE, message: message) }
     static func bufferTooSmall(_ message: String) -> CallError { CallError(status: MORAGENT_ERROR_BUFFER_TOO_SMALL, message: message) }
     static func aborted(_ message: String) -> CallError { CallError(status: MORAGENT_ERROR_ABORTED, message: message) }
+    static func callback(_ message: String) -> CallError { CallError(status: MORAGENT_ERROR_CALLBACK, message: message) }
+    static func busy(_ message: String) -> CallError { CallError(status: MORAGENT_ERROR_BUSY, message: message) }
+    static func io(_ message: String) -> CallError { CallError(status: MORAGENT_ERROR_IO, message: message) }
+    static func malformedFile(_ message: String) -> CallError { CallError(status: MORAGENT_ERROR_MALFORMED_FILE, message: message) }
+    static func unsupported(_ message: String) -> CallError { CallError(status: MORAGENT_ERROR_UNSUPPORTED, message: message) }
 }
 
 /// Runs the work of C entry point `function`: returns MORAGENT_OK and clears the thread's
@@ -63,6 +68,8 @@ enum StatusNames {
         MORAGENT_ERROR_BUFFER_TOO_SMALL.rawValue: cString("buffer too small"),
         MORAGENT_ERROR_ABORTED.rawValue: cString("aborted"),
         MORAGENT_ERROR_INTERNAL.rawValue: cString("internal error"),
+        MORAGENT_ERROR_CALLBACK.rawValue: cString("callback failed"),
+        MORAGENT_ERROR_BUSY.rawValue: cString("busy"),
     ]
     private static let unknown = cString("unknown status")
 

@@ -68,7 +68,7 @@ local engine = moragent.load(qwen2)
 
 test("version", function()
   expect(moragent.version() == moragent.VERSION)
-  expect(lib.moragent_version_number() == 1000)
+  expect(lib.moragent_version_number() == 2000)
 end)
 
 test("openblas core type from cpu flags", function()
@@ -215,6 +215,245 @@ test("log callback", function()
   expect(#lines == count)
 end)
 
+-- ---- 0.2: experts, routers, plugins, policies --------------------------------------------
+
+local adapters = root .. "/Tests/MoRAgentTests/Fixtures/adapters/qwen2-tiny/"
+local fast = { max_new_tokens = 4, temperature = 0, ignore_eos = true }
+local hall = "You are in the hall."
+
+local function read_all(path)
+  local f = assert(io.open(path, "rb"))
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+local function experts_of(policy, episode, n, observation)
+  local out = {}
+  for t = 1, n do out[t] = policy:step(episode, observation or hall, "find the key").expert or -1 end
+  return out
+end
+
+-- A scratch folder, and the plugins built into it the way Tests/bindings/c/run.sh builds them.
+local scratch = os.tmpname()
+os.remove(scratch)
+assert(os.execute("mkdir -p " .. scratch) == 0 or true)
+local function build_plugin(source, name, define)
+  local output = scratch .. "/" .. name
+  local command = string.format("cc -std=c99 -Wall -Wextra -Werror -shared -fPIC -I %s/include %s %s -o %s",
+                                root, define and ("-D" .. define) or "", source, output)
+  local status = os.execute(command)
+  assert(status == 0 or status == true, "cannot build " .. name)
+  return output
+end
+local round_robin = build_plugin(root .. "/examples/c/plugins/round_robin.c", "round_robin.so")
+local wrong_version = build_plugin(root .. "/Tests/bindings/c/plugins/test_plugin.c", "test_plugin_WRONG_VERSION.so",
+                                   "WRONG_VERSION")
+
+local peft = moragent.experts(engine, 0)
+peft:load_peft(adapters .. "expert0")
+peft:load_peft(adapters .. "expert1")
+
+test("expert sets: create, load and save PEFT", function()
+  local set = moragent.experts(engine, 2, { rank = 4, alpha = 8, use_rslora = true, seed = 3,
+                                            target_modules = { "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                               "up_proj", "down_proj" } })
+  expect(set:count() == 2)
+  expect(set:load_peft(adapters .. "expert0") == 2 and set:count() == 3)
+  set:save_peft(2, scratch .. "/saved")
+  expect(read_all(scratch .. "/saved/adapter_model.safetensors") == read_all(adapters .. "expert0/adapter_model.safetensors"),
+         "a loaded adapter saves back bit for bit")
+  set:free()
+  set:free()
+  raises(lib.MORAGENT_ERROR_INVALID_HANDLE, function() set:count() end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() moragent.experts(engine, 1, { rank = 0 }) end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() moragent.experts(engine, 1, { target_modules = { "lm_head" } }) end)
+  raises(lib.MORAGENT_ERROR_IO, function() peft:load_peft(scratch .. "/nowhere") end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() peft:save_peft(2, scratch .. "/x") end)
+end)
+
+test("fixed routes reach the experts", function()
+  local base = moragent.policy(engine, peft, moragent.fixed_router(2, nil), fast):step(0, hall, "g")
+  local first = moragent.policy(engine, peft, moragent.fixed_router(2, 0), fast):step(0, hall, "g")
+  expect(base.expert == nil and first.expert == 0)
+  expect(base.probabilities[1] == 0 and base.probabilities[2] == 0 and first.probabilities[1] == 1)
+  expect(#first.ids == 4 and #first.logprobs == 4 and first.generation_seconds > 0 and not first.action_valid)
+  local differs = false
+  for i = 1, 4 do differs = differs or first.logprobs[i] ~= base.logprobs[i] end
+  expect(differs, "the expert moves the log-probabilities")
+  local fresh = moragent.experts(engine, 2)
+  local same = moragent.policy(engine, fresh, moragent.fixed_router(2, 1), fast):step(0, hall, "g")
+  for i = 1, 4 do expect(same.logprobs[i] == base.logprobs[i], "B = 0 is the base model") end
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() moragent.fixed_router(2, 2) end)
+end)
+
+test("a Lua router alternates experts and the trace counts switches", function()
+  local seen
+  local router = moragent.callback_router(2, function(f)
+    seen = f
+    return f.step % 2 == 0 and { 1, 0 } or { 0, 1 }
+  end)
+  expect(router:expert_count() == 2)
+  local policy = moragent.policy(engine, peft, router, fast)
+  expect(table.concat(experts_of(policy, 5, 4), ",") == "0,1,0,1")
+  expect(seen.episode == 5 and seen.step == 3 and seen.history_count == 3 and seen.observation == hall)
+  expect(seen.goal == "find the key")
+  policy:end_episode(5, 0.5, true)
+  expect(policy:trace() == '{"episode":5,"steps":4,"experts":[0,1,0,1],"switches":3,"reward":0.5,"success":true}',
+         policy:trace())
+  policy:clear_ended()
+  expect(policy:trace() == "")
+end)
+
+test("a Lua router's errors and bad weights", function()
+  local calls, answer = 0, nil
+  local policy = moragent.policy(engine, peft, moragent.callback_router(2, function(f)
+    calls = calls + 1
+    if answer == "raise" then error("no such room", 0) end
+    return answer
+  end), fast)
+  answer = "raise"
+  local ok, err = pcall(policy.step, policy, 0, hall, "g")
+  expect(not ok and err == "no such room", "the router's own error is re-raised: " .. tostring(err))
+  answer = { 0 / 0, 0 }
+  local e = raises(lib.MORAGENT_ERROR_CALLBACK, function() policy:step(0, hall, "g") end)
+  expect(e.message:find("nan", 1, true) and e.name == "callback failed", e.message)
+  answer = { 0, -1 }
+  raises(lib.MORAGENT_ERROR_CALLBACK, function() policy:step(0, hall, "g") end)
+  answer = { 1 }
+  ok, err = pcall(policy.step, policy, 0, hall, "g")
+  expect(not ok and tostring(err):find("1 weights for 2 experts", 1, true), tostring(err))
+  answer = { 1, 3 }
+  local mixed = policy:step(0, hall, "g")
+  expect(mixed.expert == nil and mixed.probabilities[1] == 0.25 and mixed.probabilities[2] == 0.75)
+  policy:end_episode(0, 1, true)
+  expect(policy:trace():find('"steps":1,', 1, true), "failed steps took no step")
+  expect(calls == 5)
+end)
+
+test("a Lua router lives as long as its policy", function()
+  local policy = moragent.policy(engine, peft, moragent.callback_router(2, function(f) return { 0, 1 } end), fast)
+  collectgarbage()
+  collectgarbage()
+  expect(policy:step(0, hall, "g").expert == 1)
+  policy.router:free()
+  collectgarbage()
+  expect(policy:step(0, hall, "g").expert == 1, "the policy keeps the router (and its callback)")
+  raises(lib.MORAGENT_ERROR_INVALID_HANDLE, function() policy.router:expert_count() end)
+end)
+
+test("a policy is busy while its router runs", function()
+  local policy, inner_status
+  policy = moragent.policy(engine, peft, moragent.callback_router(2, function(f)
+    if f.episode == 1 then
+      local ok, err = pcall(policy.step, policy, 2, "again", "g")
+      inner_status = not ok and err.status
+    end
+    return { 1, 0 }
+  end), fast)
+  expect(policy:step(1, hall, "g").expert == 0)
+  expect(inner_status == lib.MORAGENT_ERROR_BUSY)
+end)
+
+test("phase routers route, save and load", function()
+  local small = { expert_count = 2, attention_dim = 16, attention_heads = 2, lstm_hidden = 8, lstm_layers = 2,
+                  mlp_hidden = 8, seed = 3 }
+  local router = moragent.phase_router(64, small)
+  router:save_phase(scratch .. "/phase.safetensors")
+  local loaded = moragent.load_phase_router(scratch .. "/phase.safetensors")
+  expect(loaded:expert_count() == 2)
+  local a, b = moragent.policy(engine, peft, router, fast), moragent.policy(engine, peft, loaded, fast)
+  for _, observation in ipairs({ hall, "A locked door.", "The kitchen has a drawer." }) do
+    local x, y = a:step(0, observation, "find the key"), b:step(0, observation, "find the key")
+    expect(x.expert == y.expert and x.probabilities[1] == y.probabilities[1])
+    expect(math.abs(x.probabilities[1] + x.probabilities[2] - 1) < 1e-5)
+  end
+  local narrow = moragent.phase_router(32, small)
+  local err = raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() moragent.policy(engine, peft, narrow) end)
+  expect(err.message:find("hidden size 32", 1, true))
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() moragent.phase_router(64, { attention_heads = 3 }) end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() moragent.fixed_router(2, 0):save_phase(scratch .. "/x") end)
+end)
+
+test("a trajectory router keeps each episode's first choice", function()
+  local calls = 0
+  local inner = moragent.callback_router(2, function(f)
+    calls = calls + 1
+    return f.episode % 2 == 0 and { 1, 0 } or { 0, 1 }
+  end)
+  local router = moragent.trajectory_router(inner)
+  inner:free()
+  local policy = moragent.policy(engine, peft, router, fast)
+  expect(table.concat(experts_of(policy, 1, 3), ",") == "1,1,1")
+  expect(table.concat(experts_of(policy, 2, 2), ",") == "0,0")
+  expect(calls == 2)
+end)
+
+test("plugins: a round-robin router, and broken plugins refused", function()
+  moragent.load_plugin(round_robin)
+  local three = moragent.experts(engine, 3, { rank = 4 })
+  local router = moragent.router_from_kind("round_robin", '{"period": 2}', 3)
+  local policy = moragent.policy(engine, three, router, fast)
+  expect(table.concat(experts_of(policy, 0, 6), ",") == "0,0,1,1,2,2")
+  policy:end_episode(0, 1, true)
+  expect(policy:trace():find('"switches":2', 1, true))
+  local err = raises(lib.MORAGENT_ERROR_UNSUPPORTED, function() moragent.load_plugin(wrong_version) end)
+  expect(err.message:find("test_plugin_WRONG_VERSION.so", 1, true) and err.message:find("API version 999", 1, true))
+  err = raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() moragent.load_plugin(round_robin) end)
+  expect(err.message:find("already loaded", 1, true))
+  raises(lib.MORAGENT_ERROR_IO, function() moragent.load_plugin(scratch .. "/missing.so") end)
+  err = raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() moragent.router_from_kind("round_robin", '{"period": 0}', 3) end)
+  expect(err.message:find("period", 1, true))
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() moragent.router_from_kind("nothing", nil, 3) end)
+end)
+
+test("policies: templates, episodes and errors", function()
+  local opts = { max_new_tokens = 4, temperature = 0, ignore_eos = true, first_step_template = "FIRST {goal}/{observation}",
+                 chatml = true }
+  local policy = moragent.policy(engine, peft, moragent.fixed_router(2, 0), opts)
+  local step = policy:step(0, "hall", "key")
+  expect(engine:detokenize(step.prompt_ids) == "<|im_start|>user\nFIRST key/hall<|im_end|>\n<|im_start|>assistant\n")
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:end_episode(0, 0 / 0, true) end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:end_episode(0, math.huge, true) end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:end_episode(9, 1, true) end)
+  policy:end_episode(0, 1, false)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:end_episode(0, 1, false) end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:step(0, "hall", "key") end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:step(1, "ab\255", "key") end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:step(1.5, "hall", "key") end)
+  local err = raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:step(1, "ha\0ll", "key") end)
+  expect(err.message:find("NUL", 1, true))
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function()
+    moragent.policy(engine, peft, moragent.fixed_router(2, 0), { later_step_template = "a\0b" })
+  end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() moragent.policy(engine, peft, moragent.fixed_router(3, 0)) end)
+  policy:free()
+  policy:free()
+  raises(lib.MORAGENT_ERROR_INVALID_HANDLE, function() policy:step(1, "hall", "key") end)
+end)
+
+-- Makes a policy and drops it, returning only the addresses of its handles.
+local function orphan_policy()
+  local experts = moragent.experts(engine, 1, { rank = 4 })
+  local router = moragent.fixed_router(1, 0)
+  local policy = moragent.policy(engine, experts, router, fast)
+  local function address(h) return tonumber(ffi.cast("uintptr_t", h)) end
+  return address(experts.handle), address(router.handle), address(policy.handle)
+end
+
+test("collected expert sets, routers and policies are freed", function()
+  local e, r, p = orphan_policy()
+  local count = ffi.new("size_t[1]")
+  expect(lib.moragent_policy_clear_ended(ffi.cast("moragent_policy *", p)) == lib.MORAGENT_OK, "live before")
+  collectgarbage()
+  collectgarbage()
+  expect(lib.moragent_experts_count(ffi.cast("moragent_experts *", e), count) == lib.MORAGENT_ERROR_INVALID_HANDLE)
+  expect(lib.moragent_router_expert_count(ffi.cast("moragent_router *", r), count) == lib.MORAGENT_ERROR_INVALID_HANDLE)
+  expect(lib.moragent_policy_clear_ended(ffi.cast("moragent_policy *", p)) == lib.MORAGENT_ERROR_INVALID_HANDLE)
+end)
+
+peft:free()
+os.execute("rm -rf " .. scratch)
 engine:free()
 print(string.format("lua: %d passed, %d failed", passed, failed))
 os.exit(failed == 0 and 0 or 1)

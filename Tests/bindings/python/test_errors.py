@@ -134,3 +134,61 @@ def test_errors_pickle_with_status_and_message():
     import pickle
     error = pickle.loads(pickle.dumps(moragent.AbortedError(-7, "stopped")))
     assert type(error) is moragent.AbortedError and error.status == -7 and error.message == "stopped"
+
+
+@pytest.mark.parametrize("struct,fill", [
+    (_lib.moragent_lora_params, _lib.moragent_lora_params_default),
+    (_lib.moragent_phase_router_params, _lib.moragent_phase_router_params_default),
+    (_lib.moragent_policy_params, _lib.moragent_policy_params_default),
+])
+def test_raw_0_2_struct_sizes_are_exact(struct, fill):
+    # One byte less than the ctypes mirror is refused and its size accepted: the mirror has
+    # exactly the size the library knows.
+    params = struct(struct_size=ctypes.sizeof(struct) - 1)
+    assert fill(ctypes.byref(params)) == _lib.MORAGENT_ERROR_INVALID_ARGUMENT
+    assert b"struct_size" in _lib.moragent_last_error()
+    params.struct_size = ctypes.sizeof(struct)
+    assert fill(ctypes.byref(params)) == _lib.MORAGENT_OK
+
+
+def test_raw_defaults_land_in_the_fields_of_their_names():
+    lora = _lib.moragent_lora_params(struct_size=ctypes.sizeof(_lib.moragent_lora_params))
+    _lib.moragent_lora_params_default(ctypes.byref(lora))
+    assert (lora.rank, lora.alpha, lora.use_rslora, lora.target_modules) == \
+        (32, 64.0, 0, _lib.MORAGENT_MODULE_Q | _lib.MORAGENT_MODULE_V)
+    phase = _lib.moragent_phase_router_params(struct_size=ctypes.sizeof(_lib.moragent_phase_router_params))
+    _lib.moragent_phase_router_params_default(ctypes.byref(phase))
+    assert (phase.expert_count, phase.attention_dim, phase.attention_heads, phase.lstm_hidden, phase.lstm_layers,
+            phase.history_length, phase.mlp_hidden, phase.pooled_goal, phase.initial_temperature,
+            phase.final_temperature, phase.anneal_updates) == (4, 256, 4, 256, 3, 5, 256, 0, 2.0, 0.5, 3000)
+    policy = _lib.moragent_policy_params(struct_size=ctypes.sizeof(_lib.moragent_policy_params))
+    _lib.moragent_policy_params_default(ctypes.byref(policy))
+    assert not policy.sampling and policy.first_step_template is None and policy.history_length == 5
+    assert policy.chatml == 0
+
+
+def test_the_plugin_vtable_mirrors_keep_the_versioned_prefix():
+    # The library reads struct_size, then api_version, before anything that may change.
+    assert _lib.moragent_router_kind.struct_size.offset == 0
+    assert _lib.moragent_router_kind.api_version.offset == ctypes.sizeof(ctypes.c_size_t)
+    assert _lib.moragent_plugin_registrar.api_version.offset == ctypes.sizeof(ctypes.c_size_t)
+    assert ctypes.sizeof(_lib.moragent_router_kind) == 3 * 8 + 4 * ctypes.sizeof(ctypes.c_void_p)
+
+
+def test_0_2_status_codes_have_names_and_classes():
+    assert _lib.moragent_status_string(_lib.MORAGENT_ERROR_CALLBACK) == b"callback failed"
+    assert _lib.moragent_status_string(_lib.MORAGENT_ERROR_BUSY) == b"busy"
+    from moragent._errors import error_for
+    assert type(error_for(-9, "m")) is moragent.CallbackError and type(error_for(-10, "m")) is moragent.BusyError
+    assert type(error_for(-11, "m")) is moragent.MoRAgentError
+
+
+def test_raw_handles_of_one_kind_are_refused_as_another(engine):
+    out = ctypes.c_void_p()
+    assert _lib.moragent_router_create_fixed(1, 0, ctypes.byref(out)) == _lib.MORAGENT_OK
+    count = ctypes.c_size_t()
+    assert _lib.moragent_experts_count(out.value, ctypes.byref(count)) == _lib.MORAGENT_ERROR_INVALID_HANDLE
+    assert b"not a live moragent_experts" in _lib.moragent_last_error()
+    assert _lib.moragent_policy_clear_ended(engine._handle.address) == _lib.MORAGENT_ERROR_INVALID_HANDLE
+    assert _lib.moragent_router_free(out.value) == _lib.MORAGENT_OK
+    assert _lib.moragent_router_free(out.value) == _lib.MORAGENT_ERROR_INVALID_HANDLE

@@ -6,6 +6,18 @@
 ...     out.stop_reason
 'max_new_tokens'
 
+An agent: K LoRA experts, a router that picks one per environment step, and a policy.
+
+>>> engine = moragent.Engine("Tests/MoRAgentTests/Fixtures/models/qwen2-tiny")
+>>> experts = moragent.ExpertSet(engine, 2, rank=4)
+>>> router = moragent.CallbackRouter(2, lambda f: [1, 0] if f.step % 2 == 0 else [0, 1])
+>>> policy = moragent.Policy(engine, experts, router, max_new_tokens=4)
+>>> [policy.step(0, "You are in the hall.", "find the key").expert for _ in range(3)]
+[0, 1, 0]
+>>> policy.end_episode(0, reward=1.0, success=True)
+>>> policy.trace()[0]["switches"]
+2
+
 Layers: ``_lib`` mirrors the header one function at a time, ``_handles`` owns C handles and
 buffers, and this module is the Pythonic API. Every failure raises a ``MoRAgentError``
 subclass carrying the C status and the library's message.
@@ -13,21 +25,27 @@ subclass carrying the C status and the library's message.
 
 from __future__ import annotations
 
+import ctypes
+import json
 import os
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from . import _lib
-from ._errors import (AbortedError, BufferTooSmallError, InternalError, InvalidArgumentError, InvalidHandleError,
-                      MalformedFileError, ModelIOError, MoRAgentError, UnsupportedError)
-from ._handles import EngineHandle, generation_params
+from ._errors import (AbortedError, BufferTooSmallError, BusyError, CallbackError, InternalError, InvalidArgumentError,
+                      InvalidHandleError, MalformedFileError, ModelIOError, MoRAgentError, UnsupportedError,
+                      invalid_argument, check)
+from ._handles import (SIZE_MAX, EngineHandle, ExpertsHandle, PolicyHandle, RouterHandle, c_string,
+                       checked_int, generation_params)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Engine", "EngineInfo", "Generation", "library_version", "set_log_callback",
+    "ExpertSet", "Router", "FixedRouter", "PhaseRouter", "TrajectoryRouter", "CallbackRouter", "StepFeatures",
+    "load_plugin", "Policy", "StepResult",
     "MoRAgentError", "InvalidArgumentError", "InvalidHandleError", "ModelIOError", "MalformedFileError",
-    "UnsupportedError", "BufferTooSmallError", "AbortedError", "InternalError",
+    "UnsupportedError", "BufferTooSmallError", "AbortedError", "InternalError", "CallbackError", "BusyError",
 ]
 
 _STOP_REASONS = {
@@ -137,3 +155,237 @@ class Engine:
         with self._handle.generate(ids, params, progress) as out:
             return Generation(ids=out.ids(), text=out.text().decode("utf-8"), logprobs=out.logprobs(),
                               entropies=out.entropies(), stop_reason=_STOP_REASONS[out.stop_reason()])
+
+
+class _Owner:
+    """What the 0.2 classes share: one owned handle, closed once, usable as a context manager."""
+
+    _handle: Any
+
+    def close(self) -> None:
+        """Frees the handle; later calls raise InvalidHandleError. Objects made from this one
+        (policies, trajectory routers) keep working."""
+        self._handle.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+# Hugging Face projection names -> moragent_module bits.
+MODULES = {
+    "q_proj": _lib.MORAGENT_MODULE_Q, "k_proj": _lib.MORAGENT_MODULE_K, "v_proj": _lib.MORAGENT_MODULE_V,
+    "o_proj": _lib.MORAGENT_MODULE_O, "gate_proj": _lib.MORAGENT_MODULE_GATE, "up_proj": _lib.MORAGENT_MODULE_UP,
+    "down_proj": _lib.MORAGENT_MODULE_DOWN,
+}
+
+
+class ExpertSet(_Owner):
+    """K LoRA experts shaped for an engine's model. New experts start as PEFT initialises them
+    (B = 0: equal to the base model); ``load_peft`` appends experts from PEFT folders."""
+
+    def __init__(self, engine: Engine, count: int = 0, *, rank: int = 32, alpha: float = 64.0, use_rslora: bool = False,
+                 target_modules: Iterable[str] = ("q_proj", "v_proj"), seed: int = 0):
+        params = _lib.moragent_lora_params(struct_size=ctypes.sizeof(_lib.moragent_lora_params))
+        check(_lib.moragent_lora_params_default(ctypes.byref(params)))
+        params.rank = checked_int(rank, "rank", SIZE_MAX)
+        params.alpha = float(alpha)
+        params.use_rslora = 1 if use_rslora else 0
+        if isinstance(target_modules, str):
+            target_modules = [target_modules]
+        bits = 0
+        for name in target_modules:
+            if name not in MODULES:
+                raise invalid_argument(f"unknown target module {name!r}; known: {', '.join(MODULES)}")
+            bits |= MODULES[name]
+        params.target_modules = bits
+        self._handle = ExpertsHandle.create(engine._handle, count, params, seed)
+
+    def __len__(self) -> int:
+        return self._handle.count()
+
+    def load_peft(self, path: Union[str, os.PathLike]) -> int:
+        """Appends the PEFT LoRA adapter in folder `path`; returns its index."""
+        self._handle.load_peft(os.fsencode(path))
+        return len(self) - 1
+
+    def save_peft(self, index: int, path: Union[str, os.PathLike]) -> None:
+        """Writes expert `index` as a PEFT LoRA folder (created if missing)."""
+        self._handle.save_peft(index, os.fsencode(path))
+
+
+@dataclass(frozen=True)
+class StepFeatures:
+    """What a router is told about a step."""
+    episode: int
+    step: int
+    observation: str
+    goal: str
+    history_count: int
+
+
+class Router(_Owner):
+    """A step router over K experts: it picks the base model, one expert, or a mixture for each
+    environment step. Routers may be shared by policies; a policy keeps the router it was made
+    with alive, so closing the router afterwards is fine."""
+
+    def __init__(self, handle: RouterHandle):
+        self._handle = handle
+
+    @property
+    def expert_count(self) -> int:
+        return self._handle.expert_count()
+
+    @staticmethod
+    def from_kind(name: str, config: Optional[Dict[str, Any]], expert_count: int) -> "Router":
+        """A router of a kind a plugin registered (see ``load_plugin``) over `expert_count`
+        experts; `config` is passed to the kind as JSON (None: "{}")."""
+        config_json = None if config is None else json.dumps(config, allow_nan=False)
+        return Router(RouterHandle.kind(name, config_json, expert_count))
+
+
+class FixedRouter(Router):
+    """Every step to `expert`, or to the base model when `expert` is None."""
+
+    def __init__(self, expert_count: int, expert: Optional[int]):
+        super().__init__(RouterHandle.fixed(expert_count, -1 if expert is None else expert))
+
+
+class PhaseRouter(Router):
+    """PA-MoE's phase router (goal cross-attention, LSTM over recent steps, MLP, softmax with a
+    temperature, argmax), seeded; for engines of width `model_hidden_size` (``engine.info.hidden_size``)."""
+
+    def __init__(self, model_hidden_size: int, expert_count: int = 4, *, attention_dim: int = 256,
+                 attention_heads: int = 4, lstm_hidden: int = 256, lstm_layers: int = 3, history_length: int = 5,
+                 mlp_hidden: int = 256, pooled_goal: bool = False, initial_temperature: float = 2.0,
+                 final_temperature: float = 0.5, anneal_updates: int = 3000, seed: int = 0):
+        params = _lib.moragent_phase_router_params(struct_size=ctypes.sizeof(_lib.moragent_phase_router_params))
+        check(_lib.moragent_phase_router_params_default(ctypes.byref(params)))
+        for name, value in (("expert_count", expert_count), ("attention_dim", attention_dim),
+                            ("attention_heads", attention_heads), ("lstm_hidden", lstm_hidden),
+                            ("lstm_layers", lstm_layers), ("history_length", history_length),
+                            ("mlp_hidden", mlp_hidden), ("anneal_updates", anneal_updates)):
+            setattr(params, name, checked_int(value, name, SIZE_MAX))
+        params.pooled_goal = 1 if pooled_goal else 0
+        params.initial_temperature = float(initial_temperature)
+        params.final_temperature = float(final_temperature)
+        super().__init__(RouterHandle.phase(model_hidden_size, params, seed))
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes the router to one safetensors file."""
+        self._handle.save_phase(os.fsencode(path))
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> "PhaseRouter":
+        """Reads a router written by ``save``."""
+        router = cls.__new__(cls)
+        Router.__init__(router, RouterHandle.load_phase(os.fsencode(path)))
+        return router
+
+
+class TrajectoryRouter(Router):
+    """PA-MoE's trajectory baseline: `inner` decides at each episode's first step, and that
+    choice holds for the episode."""
+
+    def __init__(self, inner: Router):
+        super().__init__(RouterHandle.trajectory(inner._handle))
+        self.inner = inner
+
+
+class CallbackRouter(Router):
+    """A router written in Python: ``fn(features: StepFeatures)`` returns one non-negative weight
+    per expert (a list, tuple or NumPy array). One positive weight picks that expert, several a
+    mixture (normalised), all zero the base model. It runs on the thread that calls
+    ``Policy.step``; an exception it raises is re-raised from ``step``, and a NaN or negative
+    weight raises CallbackError."""
+
+    def __init__(self, expert_count: int, fn: Callable[[StepFeatures], Sequence[float]]):
+        def raw(features: _lib.moragent_step_features) -> Sequence[float]:
+            return fn(StepFeatures(episode=features.episode, step=features.step,
+                                   observation=features.observation.decode("utf-8"),
+                                   goal=features.goal.decode("utf-8"), history_count=features.history_count))
+        super().__init__(RouterHandle.callback(expert_count, raw))
+        self.fn = fn
+
+
+def load_plugin(path: Union[str, os.PathLike]) -> None:
+    """Loads a router plugin (a shared object; see include/moragent.h) and registers its router
+    kinds for the whole process; create routers of them with ``Router.from_kind``. Loading the
+    same plugin twice raises InvalidArgumentError."""
+    check(_lib.moragent_plugin_load(c_string(os.fsencode(path), "path")))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one policy step produced. `expert` is None for the base model or a mixture."""
+    action: str
+    action_valid: bool
+    response: str
+    expert: Optional[int]
+    probabilities: List[float]
+    ids: List[int]
+    logprobs: List[float]
+    prompt_ids: List[int]
+    routing_seconds: float
+    generation_seconds: float
+
+
+class Policy(_Owner):
+    """An engine, experts and a router acting in a text environment: ``step`` routes, prompts
+    and generates, ``end_episode`` closes an episode, ``trace`` reports routing per episode.
+    One call at a time (BusyError otherwise). The policy keeps its engine and router alive and
+    takes the experts the set holds now.
+
+    Sampling defaults: temperature 1, at most 64 tokens, stopping at EOS or "</action>".
+    Templates (None: the built-in ones) use {goal}, {observation}, {step}, {step_count},
+    {history_length}, {history}; a history entry {k}, {observation}, {action}."""
+
+    def __init__(self, engine: Engine, experts: ExpertSet, router: Router, *, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0, seed: int = 0, max_new_tokens: int = 64,
+                 stop: Sequence[str] = ("</action>",), stop_token_ids: Optional[Sequence[int]] = None,
+                 ignore_eos: bool = False, first_step_template: Optional[str] = None,
+                 later_step_template: Optional[str] = None, history_entry_template: Optional[str] = None,
+                 history_length: int = 5, chatml: bool = False):
+        sampling, keep_alive = generation_params(max_new_tokens, temperature, top_k, top_p, seed, stop, stop_token_ids,
+                                                 ignore_eos)
+        params = _lib.moragent_policy_params(struct_size=ctypes.sizeof(_lib.moragent_policy_params))
+        check(_lib.moragent_policy_params_default(ctypes.byref(params)))
+        params.sampling = ctypes.pointer(sampling)
+        for name, value in (("first_step_template", first_step_template), ("later_step_template", later_step_template),
+                            ("history_entry_template", history_entry_template)):
+            if value is not None:
+                setattr(params, name, c_string(value, name))
+        params.history_length = checked_int(history_length, "history_length", SIZE_MAX)
+        params.chatml = 1 if chatml else 0
+        self._handle = PolicyHandle.create(engine._handle, experts._handle, router._handle, params)
+        self.router = router
+
+    def step(self, episode: int, observation: str, goal: str) -> StepResult:
+        """The next step of `episode` (its first step starts it)."""
+        with self._handle.step(episode, observation, goal) as out:
+            expert = out.expert()
+            routing, generation = out.timing()
+            return StepResult(action=out.action().decode("utf-8"), action_valid=out.action_valid(),
+                              response=out.response().decode("utf-8"), expert=None if expert < 0 else expert,
+                              probabilities=out.probabilities(), ids=out.ids(), logprobs=out.logprobs(),
+                              prompt_ids=out.prompt_ids(), routing_seconds=routing, generation_seconds=generation)
+
+    def end_episode(self, episode: int, reward: float, success: bool) -> None:
+        """Ends `episode` with its return (finite) and outcome; it takes no more steps."""
+        self._handle.end_episode(episode, reward, success)
+
+    def trace(self) -> List[Dict[str, Any]]:
+        """One dict per ended episode, in the order they ended: episode, steps, experts (None
+        for base-model or mixture steps), switches, reward, success."""
+        text = self._handle.trace().decode("utf-8")
+        return [json.loads(line) for line in text.split("\n") if line]
+
+    def clear_ended(self) -> None:
+        """Forgets the ended episodes (their numbers may be used again)."""
+        self._handle.clear_ended()

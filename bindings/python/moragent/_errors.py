@@ -51,6 +51,16 @@ class InternalError(MoRAgentError):
     """MORAGENT_ERROR_INTERNAL: a failure no input explains."""
 
 
+class CallbackError(MoRAgentError):
+    """MORAGENT_ERROR_CALLBACK: a router callback or a plugin function failed or wrote a bad
+    weight (a NaN, a negative). When the callback is a Python function that raised, the package
+    re-raises that exception instead."""
+
+
+class BusyError(MoRAgentError):
+    """MORAGENT_ERROR_BUSY: the policy is in use by another call (one call at a time)."""
+
+
 _BY_STATUS = {
     _lib.MORAGENT_ERROR_INVALID_ARGUMENT: InvalidArgumentError,
     _lib.MORAGENT_ERROR_INVALID_HANDLE: InvalidHandleError,
@@ -60,6 +70,8 @@ _BY_STATUS = {
     _lib.MORAGENT_ERROR_BUFFER_TOO_SMALL: BufferTooSmallError,
     _lib.MORAGENT_ERROR_ABORTED: AbortedError,
     _lib.MORAGENT_ERROR_INTERNAL: InternalError,
+    _lib.MORAGENT_ERROR_CALLBACK: CallbackError,
+    _lib.MORAGENT_ERROR_BUSY: BusyError,
 }
 
 

@@ -9,8 +9,9 @@ silently (negative sizes, ids beyond 32 bits) are refused before the call.
 from __future__ import annotations
 
 import ctypes
-from ctypes import POINTER, byref, c_char, c_char_p, c_float, c_int32, c_size_t, c_void_p
-from typing import Callable, Iterable, List, Optional, Sequence
+import threading
+from ctypes import POINTER, byref, c_char, c_char_p, c_double, c_float, c_int32, c_size_t, c_void_p
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from . import _lib
 from ._errors import check, invalid_argument
@@ -29,11 +30,24 @@ def int32_array(values: Iterable[int], name: str):
     return (c_int32 * len(values))(*values)
 
 
-def checked_int(value: int, name: str, maximum: int) -> int:
-    """`value` if it is an integer in [0, maximum]."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
-        raise invalid_argument(f"{name} must be an integer from 0 to {maximum}, got {value!r}")
+def checked_int(value: int, name: str, maximum: int, minimum: int = 0) -> int:
+    """`value` if it is an integer in [minimum, maximum]."""
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise invalid_argument(f"{name} must be an integer from {minimum} to {maximum}, got {value!r}")
     return value
+
+
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def c_string(text, name: str) -> bytes:
+    """`text` (str or bytes) as the bytes of a C string: a str is encoded as UTF-8 (lone
+    surrogates pass through, for the library to refuse as it refuses any invalid UTF-8); a NUL
+    inside would silently cut the string, so it is refused here."""
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if b"\0" in data:
+        raise invalid_argument(f"{name} must not contain NUL characters (C strings end there)")
+    return data
 
 
 class OwnedHandle:
@@ -206,3 +220,215 @@ def generation_params(max_new_tokens: int, temperature: float, top_k: int, top_p
     params.ignore_eos = 1 if ignore_eos else 0
     return params, (strings, ids)
 
+
+
+# ---- 0.2: experts, routers, policies ----------------------------------------------------------
+
+def _array_out(call, handle_address, element):
+    """Reads an (array, count) accessor into a list."""
+    pointer, count = POINTER(element)(), c_size_t()
+    check(call(handle_address, byref(pointer), byref(count)))
+    return pointer[:count.value]
+
+
+def _text_out(call, handle_address) -> bytes:
+    pointer, length = POINTER(c_char)(), c_size_t()
+    check(call(handle_address, byref(pointer), byref(length)))
+    return ctypes.string_at(pointer, length.value)
+
+
+class ExpertsHandle(OwnedHandle):
+    """An owned ``moragent_experts *``."""
+
+    _free = staticmethod(_lib.moragent_experts_free)
+
+    @classmethod
+    def create(cls, engine: EngineHandle, count: int, params: _lib.moragent_lora_params, seed: int) -> "ExpertsHandle":
+        out = c_void_p()
+        check(_lib.moragent_experts_create(engine.address, checked_int(count, "count", SIZE_MAX), byref(params),
+                                           checked_int(seed, "seed", UINT64_MAX), byref(out)))
+        return cls(out.value)
+
+    def count(self) -> int:
+        count = c_size_t()
+        check(_lib.moragent_experts_count(self.address, byref(count)))
+        return count.value
+
+    def load_peft(self, path: bytes) -> None:
+        check(_lib.moragent_experts_load_peft(self.address, c_string(path, "path")))
+
+    def save_peft(self, index: int, path: bytes) -> None:
+        check(_lib.moragent_experts_save_peft(self.address, checked_int(index, "index", SIZE_MAX), c_string(path, "path")))
+
+
+# Exceptions raised by Python router callbacks, per thread: a callback runs on the thread that
+# called step, which re-raises the exception once the C call has returned.
+_callback_errors = threading.local()
+
+
+def take_callback_error() -> Optional[BaseException]:
+    """The exception a Python router callback raised during the last call on this thread, if any."""
+    error = getattr(_callback_errors, "error", None)
+    _callback_errors.error = None
+    return error
+
+
+def router_callback(fn: Callable[[_lib.moragent_step_features], Sequence[float]]):
+    """A ``moragent_router_fn`` calling ``fn(features)``, which returns one weight per expert.
+    Whatever ``fn`` raises (or a wrong number of weights) is recorded for the calling thread and
+    reported to the library as a failure (non-zero), never propagated through C."""
+    def trampoline(features, weights_out, expert_count, user):
+        try:
+            weights = [float(w) for w in fn(features.contents)]
+            if len(weights) != expert_count:
+                raise ValueError(f"the router function returned {len(weights)} weights for {expert_count} experts")
+            for k, w in enumerate(weights):
+                weights_out[k] = w
+            return 0
+        except BaseException as error:  # noqa: B036 - re-raised by the caller of step
+            if getattr(_callback_errors, "error", None) is None:
+                _callback_errors.error = error
+            return 1
+    return _lib.moragent_router_fn(trampoline)
+
+
+class RouterHandle(OwnedHandle):
+    """An owned ``moragent_router *``. ``keep_alive`` holds what the C router calls into (a ctypes
+    callback) or relies on, for as long as this object lives."""
+
+    _free = staticmethod(_lib.moragent_router_free)
+
+    def __init__(self, address: int, keep_alive=()):
+        super().__init__(address)
+        self.keep_alive = keep_alive
+
+    @classmethod
+    def _made(cls, call, *args, keep_alive=()) -> "RouterHandle":
+        out = c_void_p()
+        check(call(*args, byref(out)))
+        return cls(out.value, keep_alive)
+
+    @classmethod
+    def fixed(cls, expert_count: int, expert: int) -> "RouterHandle":
+        return cls._made(_lib.moragent_router_create_fixed, checked_int(expert_count, "expert_count", SIZE_MAX),
+                         checked_int(expert, "expert", INT32_MAX, INT32_MIN))
+
+    @classmethod
+    def phase(cls, model_hidden_size: int, params: _lib.moragent_phase_router_params, seed: int) -> "RouterHandle":
+        return cls._made(_lib.moragent_router_create_phase, checked_int(model_hidden_size, "model_hidden_size", SIZE_MAX),
+                         byref(params), checked_int(seed, "seed", UINT64_MAX))
+
+    @classmethod
+    def load_phase(cls, path: bytes) -> "RouterHandle":
+        return cls._made(_lib.moragent_router_phase_load, c_string(path, "path"))
+
+    @classmethod
+    def trajectory(cls, inner: "RouterHandle") -> "RouterHandle":
+        return cls._made(_lib.moragent_router_create_trajectory, inner.address, keep_alive=(inner,))
+
+    @classmethod
+    def callback(cls, expert_count: int, fn) -> "RouterHandle":
+        trampoline = router_callback(fn)
+        return cls._made(_lib.moragent_router_create_callback, checked_int(expert_count, "expert_count", SIZE_MAX),
+                         trampoline, None, keep_alive=(trampoline,))
+
+    @classmethod
+    def kind(cls, name: bytes, config_json: Optional[bytes], expert_count: int) -> "RouterHandle":
+        return cls._made(_lib.moragent_router_create_kind, c_string(name, "name"),
+                         None if config_json is None else c_string(config_json, "config_json"),
+                         checked_int(expert_count, "expert_count", SIZE_MAX))
+
+    def expert_count(self) -> int:
+        count = c_size_t()
+        check(_lib.moragent_router_expert_count(self.address, byref(count)))
+        return count.value
+
+    def save_phase(self, path: bytes) -> None:
+        check(_lib.moragent_router_phase_save(self.address, c_string(path, "path")))
+
+
+class StepResultHandle(OwnedHandle):
+    """An owned ``moragent_step_result *``; the accessors copy out of it."""
+
+    _free = staticmethod(_lib.moragent_step_result_free)
+
+    def action(self) -> bytes:
+        return _text_out(_lib.moragent_step_result_action, self.address)
+
+    def response(self) -> bytes:
+        return _text_out(_lib.moragent_step_result_response, self.address)
+
+    def action_valid(self) -> bool:
+        valid = c_int32()
+        check(_lib.moragent_step_result_action_valid(self.address, byref(valid)))
+        return valid.value != 0
+
+    def ids(self) -> List[int]:
+        return _array_out(_lib.moragent_step_result_ids, self.address, c_int32)
+
+    def logprobs(self) -> List[float]:
+        return _array_out(_lib.moragent_step_result_logprobs, self.address, c_float)
+
+    def prompt_ids(self) -> List[int]:
+        return _array_out(_lib.moragent_step_result_prompt_ids, self.address, c_int32)
+
+    def expert(self) -> int:
+        expert = c_int32()
+        check(_lib.moragent_step_result_expert(self.address, byref(expert)))
+        return expert.value
+
+    def probabilities(self) -> List[float]:
+        return _array_out(_lib.moragent_step_result_probabilities, self.address, c_float)
+
+    def timing(self) -> Tuple[float, float]:
+        routing, generation = c_double(), c_double()
+        check(_lib.moragent_step_result_timing(self.address, byref(routing), byref(generation)))
+        return routing.value, generation.value
+
+
+class PolicyHandle(OwnedHandle):
+    """An owned ``moragent_policy *``; ``router`` is kept so a Python callback outlives its use."""
+
+    _free = staticmethod(_lib.moragent_policy_free)
+
+    def __init__(self, address: int, router: RouterHandle):
+        super().__init__(address)
+        self.router = router
+
+    @classmethod
+    def create(cls, engine: EngineHandle, experts: ExpertsHandle, router: RouterHandle,
+               params: _lib.moragent_policy_params) -> "PolicyHandle":
+        out = c_void_p()
+        check(_lib.moragent_policy_create(engine.address, experts.address, router.address, byref(params), byref(out)))
+        return cls(out.value, router)
+
+    def _check(self, status: int) -> None:
+        """Re-raises what a Python router callback raised during the call, else checks the status."""
+        error = take_callback_error()
+        if error is not None:
+            raise error
+        check(status)
+
+    def step(self, episode: int, observation: bytes, goal: bytes) -> StepResultHandle:
+        out = c_void_p()
+        take_callback_error()
+        status = _lib.moragent_policy_step(self.address, checked_int(episode, "episode", INT64_MAX, INT64_MIN),
+                                           c_string(observation, "observation"), c_string(goal, "goal"), byref(out))
+        self._check(status)
+        return StepResultHandle(out.value)
+
+    def end_episode(self, episode: int, reward: float, success: bool) -> None:
+        check(_lib.moragent_policy_end_episode(self.address, checked_int(episode, "episode", INT64_MAX, INT64_MIN),
+                                               float(reward), 1 if success else 0))
+
+    def trace(self) -> bytes:
+        length = c_size_t()
+        status = _lib.moragent_policy_trace_jsonl(self.address, None, 0, byref(length))
+        if status != _lib.MORAGENT_ERROR_BUFFER_TOO_SMALL:
+            check(status)
+        text = ctypes.create_string_buffer(length.value + 1)
+        check(_lib.moragent_policy_trace_jsonl(self.address, text, len(text), byref(length)))
+        return text.raw[:length.value]
+
+    def clear_ended(self) -> None:
+        check(_lib.moragent_policy_clear_ended(self.address))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_float, c_int, c_int32, c_size_t,
-                    c_uint64, c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_double, c_float, c_int, c_int32, c_int64,
+                    c_size_t, c_uint32, c_uint64, c_void_p)
 from typing import Optional
 
 # ---- loading ---------------------------------------------------------------------------------
@@ -89,11 +89,11 @@ def load_library() -> ctypes.CDLL:
 
 # ---- Version ---------------------------------------------------------------------------------
 
-# #define MORAGENT_VERSION_MAJOR 0 / MINOR 1 / PATCH 0
+# #define MORAGENT_VERSION_MAJOR 0 / MINOR 2 / PATCH 0
 MORAGENT_VERSION_MAJOR = 0
-MORAGENT_VERSION_MINOR = 1
+MORAGENT_VERSION_MINOR = 2
 MORAGENT_VERSION_PATCH = 0
-MORAGENT_VERSION = "0.1.0"
+MORAGENT_VERSION = "0.2.0"
 MORAGENT_VERSION_NUMBER = MORAGENT_VERSION_MAJOR * 1000000 + MORAGENT_VERSION_MINOR * 1000 + MORAGENT_VERSION_PATCH
 
 lib = load_library()
@@ -125,6 +125,8 @@ MORAGENT_ERROR_UNSUPPORTED = -5
 MORAGENT_ERROR_BUFFER_TOO_SMALL = -6
 MORAGENT_ERROR_ABORTED = -7
 MORAGENT_ERROR_INTERNAL = -8
+MORAGENT_ERROR_CALLBACK = -9
+MORAGENT_ERROR_BUSY = -10
 
 # const char *moragent_status_string(moragent_status status);
 moragent_status_string = _bind("moragent_status_string", [moragent_status], c_char_p)
@@ -274,3 +276,306 @@ moragent_generation_text = _bind("moragent_generation_text",
 #                                                 moragent_stop_reason *out_reason);
 moragent_generation_stop_reason = _bind("moragent_generation_stop_reason",
                                         [moragent_generation_p, POINTER(moragent_stop_reason)], moragent_status)
+
+# ---- Expert sets (0.2) -----------------------------------------------------------------------
+
+# typedef struct moragent_experts moragent_experts;   (handled as an opaque address)
+moragent_experts_p = c_void_p
+
+# typedef enum moragent_module { Q = 1 << 0, K = 1 << 1, V = 1 << 2, O = 1 << 3, GATE = 1 << 4, UP = 1 << 5,
+#                                DOWN = 1 << 6 } moragent_module;
+moragent_module = c_int
+MORAGENT_MODULE_Q = 1 << 0
+MORAGENT_MODULE_K = 1 << 1
+MORAGENT_MODULE_V = 1 << 2
+MORAGENT_MODULE_O = 1 << 3
+MORAGENT_MODULE_GATE = 1 << 4
+MORAGENT_MODULE_UP = 1 << 5
+MORAGENT_MODULE_DOWN = 1 << 6
+
+
+# typedef struct moragent_lora_params {
+#     size_t struct_size; size_t rank; float alpha; int32_t use_rslora; uint32_t target_modules;
+# } moragent_lora_params;
+class moragent_lora_params(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("rank", c_size_t),
+        ("alpha", c_float),
+        ("use_rslora", c_int32),
+        ("target_modules", c_uint32),
+    ]
+
+
+# moragent_status moragent_lora_params_default(moragent_lora_params *params);
+moragent_lora_params_default = _bind("moragent_lora_params_default", [POINTER(moragent_lora_params)], moragent_status)
+
+# moragent_status moragent_experts_create(const moragent_engine *engine, size_t count,
+#                                         const moragent_lora_params *params, uint64_t seed,
+#                                         moragent_experts **out_experts);
+moragent_experts_create = _bind("moragent_experts_create",
+                                [moragent_engine_p, c_size_t, POINTER(moragent_lora_params), c_uint64,
+                                 POINTER(moragent_experts_p)], moragent_status)
+
+# moragent_status moragent_experts_free(moragent_experts *experts);
+moragent_experts_free = _bind("moragent_experts_free", [moragent_experts_p], moragent_status)
+
+# moragent_status moragent_experts_count(const moragent_experts *experts, size_t *out_count);
+moragent_experts_count = _bind("moragent_experts_count", [moragent_experts_p, POINTER(c_size_t)], moragent_status)
+
+# moragent_status moragent_experts_load_peft(moragent_experts *experts, const char *dir);
+moragent_experts_load_peft = _bind("moragent_experts_load_peft", [moragent_experts_p, c_char_p], moragent_status)
+
+# moragent_status moragent_experts_save_peft(const moragent_experts *experts, size_t index, const char *dir);
+moragent_experts_save_peft = _bind("moragent_experts_save_peft", [moragent_experts_p, c_size_t, c_char_p],
+                                   moragent_status)
+
+# ---- Routers (0.2) ---------------------------------------------------------------------------
+
+# typedef struct moragent_router moragent_router;   (handled as an opaque address)
+moragent_router_p = c_void_p
+
+
+# typedef struct moragent_step_features {
+#     size_t struct_size; int64_t episode; size_t step; const char *observation; const char *goal;
+#     size_t history_count;
+# } moragent_step_features;
+class moragent_step_features(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("episode", c_int64),
+        ("step", c_size_t),
+        ("observation", c_char_p),
+        ("goal", c_char_p),
+        ("history_count", c_size_t),
+    ]
+
+
+# typedef int (*moragent_router_fn)(const moragent_step_features *features, float *weights_out, size_t expert_count,
+#                                   void *user);
+moragent_router_fn = CFUNCTYPE(c_int, POINTER(moragent_step_features), POINTER(c_float), c_size_t, c_void_p)
+
+# moragent_status moragent_router_create_fixed(size_t expert_count, int32_t expert, moragent_router **out_router);
+moragent_router_create_fixed = _bind("moragent_router_create_fixed", [c_size_t, c_int32, POINTER(moragent_router_p)],
+                                     moragent_status)
+
+
+# typedef struct moragent_phase_router_params {
+#     size_t struct_size; size_t expert_count; size_t attention_dim; size_t attention_heads; size_t lstm_hidden;
+#     size_t lstm_layers; size_t history_length; size_t mlp_hidden; int32_t pooled_goal;
+#     float initial_temperature; float final_temperature; size_t anneal_updates;
+# } moragent_phase_router_params;
+class moragent_phase_router_params(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("expert_count", c_size_t),
+        ("attention_dim", c_size_t),
+        ("attention_heads", c_size_t),
+        ("lstm_hidden", c_size_t),
+        ("lstm_layers", c_size_t),
+        ("history_length", c_size_t),
+        ("mlp_hidden", c_size_t),
+        ("pooled_goal", c_int32),
+        ("initial_temperature", c_float),
+        ("final_temperature", c_float),
+        ("anneal_updates", c_size_t),
+    ]
+
+
+# moragent_status moragent_phase_router_params_default(moragent_phase_router_params *params);
+moragent_phase_router_params_default = _bind("moragent_phase_router_params_default",
+                                             [POINTER(moragent_phase_router_params)], moragent_status)
+
+# moragent_status moragent_router_create_phase(size_t model_hidden_size,
+#                                              const moragent_phase_router_params *params, uint64_t seed,
+#                                              moragent_router **out_router);
+moragent_router_create_phase = _bind("moragent_router_create_phase",
+                                     [c_size_t, POINTER(moragent_phase_router_params), c_uint64,
+                                      POINTER(moragent_router_p)], moragent_status)
+
+# moragent_status moragent_router_phase_save(const moragent_router *router, const char *path);
+moragent_router_phase_save = _bind("moragent_router_phase_save", [moragent_router_p, c_char_p], moragent_status)
+
+# moragent_status moragent_router_phase_load(const char *path, moragent_router **out_router);
+moragent_router_phase_load = _bind("moragent_router_phase_load", [c_char_p, POINTER(moragent_router_p)],
+                                   moragent_status)
+
+# moragent_status moragent_router_create_trajectory(moragent_router *inner, moragent_router **out_router);
+moragent_router_create_trajectory = _bind("moragent_router_create_trajectory",
+                                          [moragent_router_p, POINTER(moragent_router_p)], moragent_status)
+
+# moragent_status moragent_router_create_callback(size_t expert_count, moragent_router_fn fn, void *user,
+#                                                 moragent_router **out_router);
+moragent_router_create_callback = _bind("moragent_router_create_callback",
+                                        [c_size_t, moragent_router_fn, c_void_p, POINTER(moragent_router_p)],
+                                        moragent_status)
+
+# moragent_status moragent_router_free(moragent_router *router);
+moragent_router_free = _bind("moragent_router_free", [moragent_router_p], moragent_status)
+
+# moragent_status moragent_router_expert_count(const moragent_router *router, size_t *out_count);
+moragent_router_expert_count = _bind("moragent_router_expert_count", [moragent_router_p, POINTER(c_size_t)],
+                                     moragent_status)
+
+# ---- Router plugins (0.2) --------------------------------------------------------------------
+
+# #define MORAGENT_PLUGIN_API_VERSION 1
+MORAGENT_PLUGIN_API_VERSION = 1
+# #define MORAGENT_PLUGIN_ENTRY_POINT "moragent_plugin_register"
+MORAGENT_PLUGIN_ENTRY_POINT = b"moragent_plugin_register"
+
+
+# typedef struct moragent_router_kind {
+#     size_t struct_size; uint32_t api_version; const char *name;
+#     void *(*create)(const char *config_json, size_t expert_count, char *error, size_t error_capacity);
+#     int (*decide)(void *state, const moragent_step_features *features, float *weights, size_t expert_count);
+#     void (*end_episode)(void *state, int64_t episode);
+#     void (*destroy)(void *state);
+# } moragent_router_kind;
+# (Plugins are shared objects written in C; like every declaration, these are mirrored 1:1.)
+class moragent_router_kind(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("api_version", c_uint32),
+        ("name", c_char_p),
+        ("create", CFUNCTYPE(c_void_p, c_char_p, c_size_t, POINTER(c_char), c_size_t)),
+        ("decide", CFUNCTYPE(c_int, c_void_p, POINTER(moragent_step_features), POINTER(c_float), c_size_t)),
+        ("end_episode", CFUNCTYPE(None, c_void_p, c_int64)),
+        ("destroy", CFUNCTYPE(None, c_void_p)),
+    ]
+
+
+# struct moragent_plugin_registrar {
+#     size_t struct_size; uint32_t api_version;
+#     int (*register_router)(moragent_plugin_registrar *registrar, const moragent_router_kind *kind);
+# };
+class moragent_plugin_registrar(Structure):
+    pass
+
+
+moragent_plugin_registrar._fields_ = [
+    ("struct_size", c_size_t),
+    ("api_version", c_uint32),
+    ("register_router", CFUNCTYPE(c_int, POINTER(moragent_plugin_registrar), POINTER(moragent_router_kind))),
+]
+
+# int moragent_plugin_register(moragent_plugin_registrar *registrar);   (defined by plugins, not the library)
+
+# moragent_status moragent_plugin_load(const char *path);
+moragent_plugin_load = _bind("moragent_plugin_load", [c_char_p], moragent_status)
+
+# moragent_status moragent_router_create_kind(const char *name, const char *config_json,
+#                                             size_t expert_count, moragent_router **out_router);
+moragent_router_create_kind = _bind("moragent_router_create_kind",
+                                    [c_char_p, c_char_p, c_size_t, POINTER(moragent_router_p)], moragent_status)
+
+# ---- Policies (0.2) --------------------------------------------------------------------------
+
+# typedef struct moragent_policy moragent_policy;   (handled as an opaque address)
+moragent_policy_p = c_void_p
+# typedef struct moragent_step_result moragent_step_result;   (handled as an opaque address)
+moragent_step_result_p = c_void_p
+
+
+# typedef struct moragent_policy_params {
+#     size_t struct_size; const moragent_generation_params *sampling; const char *first_step_template;
+#     const char *later_step_template; const char *history_entry_template; size_t history_length;
+#     int32_t chatml;
+# } moragent_policy_params;
+class moragent_policy_params(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("sampling", POINTER(moragent_generation_params)),
+        ("first_step_template", c_char_p),
+        ("later_step_template", c_char_p),
+        ("history_entry_template", c_char_p),
+        ("history_length", c_size_t),
+        ("chatml", c_int32),
+    ]
+
+
+# moragent_status moragent_policy_params_default(moragent_policy_params *params);
+moragent_policy_params_default = _bind("moragent_policy_params_default", [POINTER(moragent_policy_params)],
+                                       moragent_status)
+
+# moragent_status moragent_policy_create(const moragent_engine *engine, const moragent_experts *experts,
+#                                        moragent_router *router, const moragent_policy_params *params,
+#                                        moragent_policy **out_policy);
+moragent_policy_create = _bind("moragent_policy_create",
+                               [moragent_engine_p, moragent_experts_p, moragent_router_p,
+                                POINTER(moragent_policy_params), POINTER(moragent_policy_p)], moragent_status)
+
+# moragent_status moragent_policy_free(moragent_policy *policy);
+moragent_policy_free = _bind("moragent_policy_free", [moragent_policy_p], moragent_status)
+
+# moragent_status moragent_policy_step(moragent_policy *policy, int64_t episode, const char *observation,
+#                                      const char *goal, moragent_step_result **out_result);
+moragent_policy_step = _bind("moragent_policy_step",
+                             [moragent_policy_p, c_int64, c_char_p, c_char_p, POINTER(moragent_step_result_p)],
+                             moragent_status)
+
+# moragent_status moragent_policy_end_episode(moragent_policy *policy, int64_t episode, double reward,
+#                                             int32_t success);
+moragent_policy_end_episode = _bind("moragent_policy_end_episode", [moragent_policy_p, c_int64, c_double, c_int32],
+                                    moragent_status)
+
+# moragent_status moragent_policy_trace_jsonl(const moragent_policy *policy, char *buffer, size_t capacity,
+#                                             size_t *out_length);
+moragent_policy_trace_jsonl = _bind("moragent_policy_trace_jsonl",
+                                    [moragent_policy_p, POINTER(c_char), c_size_t, POINTER(c_size_t)],
+                                    moragent_status)
+
+# moragent_status moragent_policy_clear_ended(moragent_policy *policy);
+moragent_policy_clear_ended = _bind("moragent_policy_clear_ended", [moragent_policy_p], moragent_status)
+
+# moragent_status moragent_step_result_free(moragent_step_result *result);
+moragent_step_result_free = _bind("moragent_step_result_free", [moragent_step_result_p], moragent_status)
+
+# moragent_status moragent_step_result_action(const moragent_step_result *result, const char **out_text,
+#                                             size_t *out_length);
+moragent_step_result_action = _bind("moragent_step_result_action",
+                                    [moragent_step_result_p, POINTER(POINTER(c_char)), POINTER(c_size_t)],
+                                    moragent_status)
+
+# moragent_status moragent_step_result_response(const moragent_step_result *result, const char **out_text,
+#                                               size_t *out_length);
+moragent_step_result_response = _bind("moragent_step_result_response",
+                                      [moragent_step_result_p, POINTER(POINTER(c_char)), POINTER(c_size_t)],
+                                      moragent_status)
+
+# moragent_status moragent_step_result_action_valid(const moragent_step_result *result, int32_t *out_valid);
+moragent_step_result_action_valid = _bind("moragent_step_result_action_valid",
+                                          [moragent_step_result_p, POINTER(c_int32)], moragent_status)
+
+# moragent_status moragent_step_result_ids(const moragent_step_result *result, const int32_t **out_ids,
+#                                          size_t *out_count);
+moragent_step_result_ids = _bind("moragent_step_result_ids",
+                                 [moragent_step_result_p, POINTER(POINTER(c_int32)), POINTER(c_size_t)],
+                                 moragent_status)
+
+# moragent_status moragent_step_result_logprobs(const moragent_step_result *result, const float **out_logprobs,
+#                                               size_t *out_count);
+moragent_step_result_logprobs = _bind("moragent_step_result_logprobs",
+                                      [moragent_step_result_p, POINTER(POINTER(c_float)), POINTER(c_size_t)],
+                                      moragent_status)
+
+# moragent_status moragent_step_result_prompt_ids(const moragent_step_result *result, const int32_t **out_ids,
+#                                                 size_t *out_count);
+moragent_step_result_prompt_ids = _bind("moragent_step_result_prompt_ids",
+                                        [moragent_step_result_p, POINTER(POINTER(c_int32)), POINTER(c_size_t)],
+                                        moragent_status)
+
+# moragent_status moragent_step_result_expert(const moragent_step_result *result, int32_t *out_expert);
+moragent_step_result_expert = _bind("moragent_step_result_expert", [moragent_step_result_p, POINTER(c_int32)],
+                                    moragent_status)
+
+# moragent_status moragent_step_result_probabilities(const moragent_step_result *result,
+#                                                    const float **out_probabilities, size_t *out_count);
+moragent_step_result_probabilities = _bind("moragent_step_result_probabilities",
+                                           [moragent_step_result_p, POINTER(POINTER(c_float)), POINTER(c_size_t)],
+                                           moragent_status)
+
+# moragent_status moragent_step_result_timing(const moragent_step_result *result, double *out_routing_seconds,
+#                                             double *out_generation_seconds);
+moragent_step_result_timing = _bind("moragent_step_result_timing",
+                                    [moragent_step_result_p, POINTER(c_double), POINTER(c_double)], moragent_status)
