@@ -38,9 +38,11 @@ public struct PhaseRouterConfiguration: Equatable, Sendable {
         }
         // Bounds far above any useful router, so sizes from a file or a caller cannot exhaust
         // memory or overflow shape products.
-        guard expertCount <= 65536, attentionDimension <= 65536, lstmHiddenSize <= 65536, mlpHiddenSize <= 65536,
-              lstmLayers <= 64, historyLength <= 4096 else {
-            throw MoRAgentError.invalidArgument("phase router sizes are implausibly large")
+        let limits: [(String, Int, Int)] = [("expert count", expertCount, 65536), ("attention dimension", attentionDimension, 65536),
+                                            ("LSTM hidden size", lstmHiddenSize, 65536), ("MLP hidden size", mlpHiddenSize, 65536),
+                                            ("LSTM layers", lstmLayers, 64), ("history length", historyLength, 4096)]
+        for (name, value, limit) in limits where value > limit {
+            throw MoRAgentError.invalidArgument("phase router \(name) \(value) exceeds \(limit)")
         }
         guard initialTemperature.isFinite, finalTemperature.isFinite, initialTemperature > 0, finalTemperature > 0, annealUpdates >= 0 else {
             throw MoRAgentError.invalidArgument("phase router temperatures must be positive and finite")

@@ -235,7 +235,7 @@ def test_phase_routers_route_save_and_load(engine, peft, tmp_path):
 
 @pytest.mark.parametrize("options,fragment", [
     (dict(attention_heads=3), "multiple"), (dict(lstm_layers=0), "positive"), (dict(history_length=5000), "4096"),
-    (dict(initial_temperature=math.nan), "temperature"), (dict(attention_dim=2 ** 40), "parameters"),
+    (dict(initial_temperature=math.nan), "temperature"), (dict(attention_dim=2 ** 40), "65536"),
 ])
 def test_phase_router_errors(engine, options, fragment):
     with pytest.raises(moragent.InvalidArgumentError) as raised:
