@@ -18,15 +18,7 @@ public struct GRPOAdvantage: Equatable, Sendable {
     public func advantages(_ rows: [StepRow]) throws -> [Double] {
         try AdvantageMath.validate(rows)
         let s = AdvantageMath.scores(rows, penalty: invalidActionPenalty)
-        let totals = AdvantageMath.returns(rows)
-        var population: [Int: [Double]] = [:]
-        switch statistics {
-        case .stepRows: for (i, r) in rows.enumerated() { population[r.group, default: []].append(s[i]) }
-        case .trajectories:
-            var seen = Set<Int>()
-            for r in rows where seen.insert(r.trajectory).inserted { population[r.group, default: []].append(totals[r.trajectory]!) }
-        }
-        let stats = population.mapValues(AdvantageMath.meanStd)
+        let stats = AdvantageMath.populations(rows, scores: s, statistics: statistics).mapValues(AdvantageMath.meanStd)
         return rows.indices.map { i in
             let (m, sd) = stats[rows[i].group]!
             return normalizeByStd ? (s[i] - m) / (sd + epsilon) : s[i] - m
@@ -50,14 +42,7 @@ public struct RLOOAdvantage: Equatable, Sendable {
     public func advantages(_ rows: [StepRow]) throws -> [Double] {
         try AdvantageMath.validate(rows)
         let s = AdvantageMath.scores(rows, penalty: invalidActionPenalty)
-        let totals = AdvantageMath.returns(rows)
-        var population: [Int: [Double]] = [:]
-        switch statistics {
-        case .stepRows: for (i, r) in rows.enumerated() { population[r.group, default: []].append(s[i]) }
-        case .trajectories:
-            var seen = Set<Int>()
-            for r in rows where seen.insert(r.trajectory).inserted { population[r.group, default: []].append(totals[r.trajectory]!) }
-        }
+        let population = AdvantageMath.populations(rows, scores: s, statistics: statistics)
         return rows.indices.map { i in
             let p = population[rows[i].group]!
             guard p.count > 1 else { return s[i] }

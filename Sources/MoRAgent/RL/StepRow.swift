@@ -68,6 +68,21 @@ enum AdvantageMath {
         return out
     }
 
+    /// The values each group's statistics are taken over: every row's score, or each
+    /// trajectory's return once.
+    static func populations(_ rows: [StepRow], scores: [Double], statistics: GroupStatistics) -> [Int: [Double]] {
+        var population: [Int: [Double]] = [:]
+        switch statistics {
+        case .stepRows:
+            for (i, r) in rows.enumerated() { population[r.group, default: []].append(scores[i]) }
+        case .trajectories:
+            let totals = returns(rows)
+            var seen = Set<Int>()
+            for r in rows where seen.insert(r.trajectory).inserted { population[r.group, default: []].append(totals[r.trajectory]!) }
+        }
+        return population
+    }
+
     /// Per row: its trajectory's return minus the row's invalid-action penalty.
     static func scores(_ rows: [StepRow], penalty: Double) -> [Double] {
         let totals = returns(rows)

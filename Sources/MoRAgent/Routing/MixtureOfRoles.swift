@@ -363,16 +363,12 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
             if let router = mor.routers[role.rawValue][key] {
                 let dW = gradients?.routers[role.rawValue][key]
                 for r in members {
-                    let p = probabilities[key]![r], kept = recorded[r]
-                    let mass = kept.reduce(Float(0)) { $0 + p[$1.lora] }
-                    let mean = kept.reduce(Float(0)) { $0 + $1.weight * (g[r][mor.loraIndex(role: role, $1.lora)] ?? 0) }
-                    var dp = [Float](repeating: 0, count: routed)
-                    for (i, _) in kept { dp[i] = ((g[r][mor.loraIndex(role: role, i)] ?? 0) - mean) / mass }
+                    var balance: [Float]?
                     if loadBalancingCoefficient != 0, let f = fractions[key]?[role.rawValue], !f.isEmpty {
-                        for i in 0..<routed { dp[i] += loadBalancingCoefficient * Float(Double(routed) * f[i] / Double(members.count) / Double(moduleCount)) }
+                        balance = (0..<routed).map { loadBalancingCoefficient * Float(Double(routed) * f[$0] / Double(members.count) / Double(moduleCount)) }
                     }
-                    let inner = zip(dp, p).reduce(Float(0)) { $0 + $1.0 * $1.1 }
-                    let dz = (0..<routed).map { p[$0] * (dp[$0] - inner) }
+                    let dz = TokenTopKRouter.logitGradient(probabilities: probabilities[key]![r], kept: recorded[r].map { ($0.lora, $0.weight) },
+                                                           weightGradient: { g[r][self.mor.loraIndex(role: role, $0)] ?? 0 }, extra: balance)
                     for i in 0..<routed where dz[i] != 0 {
                         Kernels.addScaled(router.weight.pointer + i * router.inFeatures, scale: dz[i], into: inputGradient + r * inputGradientStride, count: router.inFeatures)
                         if let dW { Kernels.addScaled(input + r * inputStride, scale: dz[i], into: dW.pointer + i * router.inFeatures, count: router.inFeatures) }

@@ -35,6 +35,20 @@ public final class TokenTopKRouter: @unchecked Sendable {
         return order.map { ($0, p[$0] / total) }
     }
 
+    /// The gradient of the router logits `z` of one token, given `p = softmax(z)`, the kept
+    /// top-k entries with their renormalised weights `w = p/S`, and `g[i] = dL/dw_i` for the kept
+    /// ones (plus `extra[i]`, a direct `dL/dp_i` such as a load-balancing term):
+    /// `dL/dp_i = (g_i − Σ_j w_j g_j)/S` for kept `i`, then `dz = p ⊙ (dp − ⟨dp, p⟩)`.
+    static func logitGradient(probabilities p: [Float], kept: [(expert: Int, weight: Float)], weightGradient g: (Int) -> Float,
+                              extra: [Float]? = nil) -> [Float] {
+        let mass = kept.reduce(Float(0)) { $0 + p[$1.expert] }
+        let mean = kept.reduce(Float(0)) { $0 + $1.weight * g($1.expert) }
+        var dp = extra ?? [Float](repeating: 0, count: p.count)
+        for (i, _) in kept { dp[i] += (g(i) - mean) / mass }
+        let inner = zip(dp, p).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+        return (0..<p.count).map { p[$0] * (dp[$0] - inner) }
+    }
+
     /// An adapter for one forward; it records the experts chosen for every row at every layer.
     public func adapter() -> TokenRoutedAdapter { TokenRoutedAdapter(router: self) }
 }
@@ -126,14 +140,10 @@ public final class TokenRoutedAdapter: TrainableAdapter {
         guard kind == .q && (router.perLayer || layer == 0) else { return }
         let gate = router.gates[d], k = router.experts.count
         for row in 0..<rows {
-            let p = probabilities[d][row], kept = choices[d][row], g = weightGradients[d][row]
-            let mass = kept.reduce(Float(0)) { $0 + p[$1.expert] }
-            let mean = kept.reduce(Float(0)) { $0 + $1.weight * g[$1.expert] }
-            var dp = [Float](repeating: 0, count: k)
-            for (i, _) in kept { dp[i] = (g[i] - mean) / mass }
-            let inner = zip(dp, p).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+            let g = weightGradients[d][row]
+            let dzs = TokenTopKRouter.logitGradient(probabilities: probabilities[d][row], kept: choices[d][row], weightGradient: { g[$0] })
             for i in 0..<k {
-                let dz = p[i] * (dp[i] - inner)
+                let dz = dzs[i]
                 guard dz != 0 else { continue }
                 Kernels.addScaled(gate.weight.pointer + i * gate.inFeatures, scale: dz, into: inputGradient + row * inputGradientStride, count: gate.inFeatures)
                 if let dW = routerGradients?.gates[d] { Kernels.addScaled(input + row * inputStride, scale: dz, into: dW.pointer + i * gate.inFeatures, count: gate.inFeatures) }
