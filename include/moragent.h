@@ -71,12 +71,16 @@ extern "C" {
  * implements every function and struct field this header declares.
  * 0.1.0: version, errors, logging, engine, tokenization, generation.
  * 0.2.0 added: expert sets, routers (fixed, phase, trajectory, callback), router plugins,
- * policies and step results; the status codes MORAGENT_ERROR_CALLBACK and MORAGENT_ERROR_BUSY. */
+ * policies and step results; the status codes MORAGENT_ERROR_CALLBACK and MORAGENT_ERROR_BUSY.
+ * 0.3.0 added: token-level top-k routers (moragent_router_create_token) and Mixture-of-Roles
+ * routers (moragent_mor_params, moragent_mor_params_default, moragent_router_create_roles,
+ * moragent_router_roles_save, moragent_router_roles_load), usable by moragent_policy_create;
+ * the step result accessors moragent_step_result_roles and moragent_step_result_token_experts. */
 #define MORAGENT_VERSION_MAJOR 0
-#define MORAGENT_VERSION_MINOR 2
+#define MORAGENT_VERSION_MINOR 3
 #define MORAGENT_VERSION_PATCH 0
-#define MORAGENT_VERSION "0.2.0"
-/* MAJOR * 1000000 + MINOR * 1000 + PATCH, so versions compare as integers (0.2.0 -> 2000). */
+#define MORAGENT_VERSION "0.3.0"
+/* MAJOR * 1000000 + MINOR * 1000 + PATCH, so versions compare as integers (0.3.0 -> 3000). */
 #define MORAGENT_VERSION_NUMBER \
     (MORAGENT_VERSION_MAJOR * 1000000 + MORAGENT_VERSION_MINOR * 1000 + MORAGENT_VERSION_PATCH)
 
@@ -594,17 +598,113 @@ MORAGENT_API moragent_status moragent_router_create_callback(size_t expert_count
  * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (nothing is freed). Any thread. */
 MORAGENT_API moragent_status moragent_router_free(moragent_router *router);
 
-/* K, the number of experts the router chooses among.
+/* K, the number of experts the router chooses among (for a Mixture-of-Roles router, 3: its
+ * step decisions are over the three roles; its LoRAs are internal to it).
  * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT
  * (`out_count` NULL). Any thread. */
 MORAGENT_API moragent_status moragent_router_expert_count(const moragent_router *router, size_t *out_count);
+
+/* ---------------------------------------------------------------------------------------------
+ * Token and Mixture-of-Roles routers (0.3)
+ *
+ * Two router kinds that route inside the forward pass instead of once per step. They are
+ * moragent_router handles (freed with moragent_router_free, shareable by several policies on
+ * several threads: their parameters are read-only once made) and are used through
+ * moragent_policy_create; they cannot be the inner router of a trajectory router
+ * (MORAGENT_ERROR_INVALID_ARGUMENT).
+ * ------------------------------------------------------------------------------------------- */
+
+/* A token-level top-k router (Switch/Mixtral style): every token of a step's forward goes
+ * through a bias-free linear gate over the layer's normed hidden state, softmax, the `top_k`
+ * best experts kept with their weights renormalised. With `per_layer` non-zero each layer has
+ * its own gate; with 0 one gate at layer 0 decides for every layer. Gates are seeded from `seed`.
+ * The router is bound to the experts `experts` holds now: it keeps its own reference to them
+ * (experts added to the set later are not routed), so the caller may free `experts` afterwards.
+ * In a policy, the step's decision is the experts' mean layer-0 routing weights over the step's
+ * generated tokens (moragent_step_result_probabilities) and the most used expert
+ * (moragent_step_result_expert; ties: larger mean weight, then lower index); the per-token
+ * choices are in moragent_step_result_token_experts.
+ * `out_router`: receives the router (caller-owned, moragent_router_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (`experts` NULL or not live);
+ * MORAGENT_ERROR_INVALID_ARGUMENT (`out_router` NULL, an empty set, `top_k` 0 or above the
+ * set's expert count, gates of more than 2^31 parameters). Any thread. */
+MORAGENT_API moragent_status moragent_router_create_token(const moragent_experts *experts, size_t top_k, int32_t per_layer,
+                                                          uint64_t seed, moragent_router **out_router);
+
+/* The roles of MoRAgent's Mixture-of-Roles, as moragent_step_result_roles reports them. */
+typedef enum moragent_role {
+    MORAGENT_ROLE_REASONER = 0,
+    MORAGENT_ROLE_EXECUTOR = 1,
+    MORAGENT_ROLE_SUMMARIZER = 2
+} moragent_role;
+
+/* The shape of a Mixture-of-Roles adapter: per role (indexed by moragent_role), a shared LoRA
+ * always on plus `routed_counts[role]` LoRAs of which a per-module router keeps `top_k[role]`
+ * per token. Fill it with moragent_mor_params_default, then change fields. */
+typedef struct moragent_mor_params {
+    /* sizeof(moragent_mor_params), set by the caller. */
+    size_t struct_size;
+    /* Routed LoRAs per role, each at most 65536. Default {4, 4, 3} (the paper's "5-5-4"). */
+    size_t routed_counts[3];
+    /* LoRAs kept per token, per role: from 1 to routed_counts[role], or 0 when that is 0.
+     * Default {3, 3, 2}. */
+    size_t top_k[3];
+    /* Rank of every LoRA, from 1 to 65536. Default 16. */
+    size_t rank;
+    /* Scale of every LoRA delta, finite. Default 1 (the released code applies no alpha/r). */
+    float scale;
+    /* Non-zero: the shared LoRA is multiplied by a learned sigmoid gate. Default 0. */
+    int32_t shared_gate;
+    /* The adapted projections: a non-zero OR of moragent_module values. Default all seven. */
+    uint32_t target_modules;
+} moragent_mor_params;
+
+/* Fills `params` with the defaults. Set `params->struct_size` first.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (`params` NULL, struct_size wrong).
+ * Any thread. */
+MORAGENT_API moragent_status moragent_mor_params_default(moragent_mor_params *params);
+
+/* A Mixture-of-Roles router with its own LoRAs, made for `engine`'s model (PEFT init: LoRA A
+ * seeded from `seed`, B zero, so it leaves the base model unchanged until trained or loaded).
+ * In a policy, a step's generation follows the role gate: the role active before the response
+ * is that of the last hand-over marker ("Next Role: Executor", "Next Role: Summarizer",
+ * "Next Role: Reasoner") in the prompt, the reasoner before any; markers the model writes hand
+ * over inside the step. The step's probabilities are the shares of the generated tokens each
+ * role wrote (3 values), its expert the role that wrote the most (-1 when nothing was
+ * generated); moragent_step_result_roles gives the role of every generated token. The router
+ * keeps no reference to `engine`.
+ * `params`: read during the call; NULL means the defaults.
+ * `out_router`: receives the router (caller-owned, moragent_router_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (`engine`); MORAGENT_ERROR_INVALID_ARGUMENT
+ * (`out_router` NULL, struct_size wrong, a count, top-k, rank or scale outside its documented
+ * range, target_modules 0 or with unknown bits, more than 2^31 parameters). Any thread. */
+MORAGENT_API moragent_status moragent_router_create_roles(const moragent_engine *engine, const moragent_mor_params *params,
+                                                          uint64_t seed, moragent_router **out_router);
+
+/* Writes a Mixture-of-Roles router (LoRAs, routers, gates, shape) to one safetensors file,
+ * atomically.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (`path`
+ * NULL or not UTF-8, a router that is not a Mixture-of-Roles router); MORAGENT_ERROR_IO. Any
+ * thread. */
+MORAGENT_API moragent_status moragent_router_roles_save(const moragent_router *router, const char *path);
+
+/* Reads a Mixture-of-Roles router written by moragent_router_roles_save, for `engine`'s model
+ * (no reference to `engine` is kept).
+ * `out_router`: receives the router (caller-owned, moragent_router_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (`engine`); MORAGENT_ERROR_INVALID_ARGUMENT
+ * (`path` NULL or not UTF-8, `out_router` NULL); MORAGENT_ERROR_IO; MORAGENT_ERROR_MALFORMED_FILE
+ * (not a Mixture-of-Roles file, a shape that does not fit the engine's model, sizes beyond the
+ * limits of moragent_router_create_roles). Any thread. */
+MORAGENT_API moragent_status moragent_router_roles_load(const moragent_engine *engine, const char *path,
+                                                        moragent_router **out_router);
 
 /* ---------------------------------------------------------------------------------------------
  * Router plugins (0.2): router kinds loaded from shared objects at run time
  * ------------------------------------------------------------------------------------------- */
 
 /* A plugin is a shared object that includes this header (it need not link libmoragent) and
- * defines `moragent_plugin_register` (declared below). moragent_plugin_load calls it once with a
+ * defines `moragent_plugin_register` (of type moragent_plugin_register_fn, below; the library
+ * itself does not export it). moragent_plugin_load calls it once with a
  * registrar, and the plugin calls `registrar->register_router` once per router kind it offers.
  * The vtable is versioned: a kind states the MORAGENT_PLUGIN_API_VERSION it was compiled
  * against, and the library refuses any version other than its own. */
@@ -655,10 +755,12 @@ struct moragent_plugin_registrar {
 /* Marks a plugin's definition of its entry point for export from the shared object. */
 #define MORAGENT_PLUGIN_EXPORT MORAGENT_API
 
-/* The entry point a plugin defines (libmoragent does not; it is declared here so that a
- * plugin's definition is checked against it): registers the plugin's kinds and returns 0, or
- * returns non-zero to refuse loading. */
-MORAGENT_PLUGIN_EXPORT int moragent_plugin_register(moragent_plugin_registrar *registrar);
+/* The type of the entry point a plugin defines (libmoragent does not):
+ *     MORAGENT_PLUGIN_EXPORT int moragent_plugin_register(moragent_plugin_registrar *registrar)
+ * registers the plugin's kinds and returns 0, or returns non-zero to refuse loading. Only its
+ * type is declared here, so the library's exported symbols and this header's functions agree;
+ * a plugin may check its definition with `moragent_plugin_register_fn check = moragent_plugin_register;`. */
+typedef int (*moragent_plugin_register_fn)(moragent_plugin_registrar *registrar);
 
 /* Loads a plugin: dlopen(path, RTLD_NOW | RTLD_LOCAL), looks up MORAGENT_PLUGIN_ENTRY_POINT,
  * calls it on the calling thread, and adds the kinds it registered to the process-wide
@@ -737,10 +839,15 @@ MORAGENT_API moragent_status moragent_policy_params_default(moragent_policy_para
  * `engine` must have a tokenizer; the experts must fit its model; the router must choose among
  * as many experts as the set holds, and a phase router (also inside a trajectory router) must
  * have been made for the engine's hidden size.
+ * (0.3) `experts` by router kind: for step routers (fixed, phase, trajectory, callback, plugin
+ * kinds) the set the router chooses among, required. For a token router it is ignored and may be
+ * NULL (the router routes the experts it was created with, which must fit the engine's model).
+ * For a Mixture-of-Roles router it is ignored and may be NULL (the router owns its LoRAs, which
+ * must have been made for a model of the engine's shapes).
  * `params`: read during the call; NULL means the defaults.
  * `out_policy`: receives the policy (caller-owned, moragent_policy_free); NULL on failure.
- * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (`engine`, `experts` or `router`);
- * MORAGENT_ERROR_INVALID_ARGUMENT (`out_policy` NULL, struct_size wrong, an engine without
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (`engine`, `router`, or `experts` for a
+ * step router); MORAGENT_ERROR_INVALID_ARGUMENT (`out_policy` NULL, struct_size wrong, an engine without
  * tokenizer.json, experts of another model's shapes, expert counts that differ, a phase router
  * of another width, a template not UTF-8, sampling parameters refused as moragent_generate
  * refuses them). Any thread. */
@@ -838,10 +945,27 @@ MORAGENT_API moragent_status moragent_step_result_expert(const moragent_step_res
 MORAGENT_API moragent_status moragent_step_result_probabilities(const moragent_step_result *result,
                                                                 const float **out_probabilities, size_t *out_count);
 
-/* Wall-clock seconds the step spent routing and generating (both out pointers required). */
+/* Wall-clock seconds the step spent routing and generating (both out pointers required). For
+ * token and Mixture-of-Roles routers routing happens inside generation: routing time is 0. */
 MORAGENT_API moragent_status moragent_step_result_timing(const moragent_step_result *result,
                                                          double *out_routing_seconds,
                                                          double *out_generation_seconds);
+
+/* (0.3) The role (a moragent_role value: 0, 1 or 2) of every generated token of a step of a
+ * Mixture-of-Roles policy, one per id of moragent_step_result_ids; empty (count 0) for other
+ * routers. A marker's own tokens belong to the role that wrote it. Both out pointers required;
+ * the array (never NULL) is owned by the result. Returns as the accessors above. */
+MORAGENT_API moragent_status moragent_step_result_roles(const moragent_step_result *result, const int32_t **out_roles,
+                                                        size_t *out_count);
+
+/* (0.3) The experts a token router's layer-0 gate chose for every generated token (at the
+ * position whose logits sampled it): `*out_count` tokens of `*out_per_token` (the router's
+ * top_k) expert indices each, row-major, best first. Empty (both counts 0) for other routers.
+ * All three out pointers required; the array (never NULL) is owned by the result. Returns as
+ * the accessors above. */
+MORAGENT_API moragent_status moragent_step_result_token_experts(const moragent_step_result *result,
+                                                                const int32_t **out_experts, size_t *out_count,
+                                                                size_t *out_per_token);
 
 #ifdef __cplusplus
 }

@@ -97,3 +97,15 @@ public func moragentStepResultTiming(_ result: OpaquePointer?, _ outRoutingSecon
                                      _ outGenerationSeconds: UnsafeMutablePointer<Double>?) -> moragent_status {
     withStatus("moragent_step_result_timing") { try PolicyCalls.timing(result, outRoutingSeconds, outGenerationSeconds) }
 }
+
+@_cdecl("moragent_step_result_roles")
+public func moragentStepResultRoles(_ result: OpaquePointer?, _ outRoles: UnsafeMutablePointer<UnsafePointer<Int32>?>?,
+                                    _ outCount: UnsafeMutablePointer<Int>?) -> moragent_status {
+    withStatus("moragent_step_result_roles") { try PolicyCalls.roles(result, outRoles, outCount) }
+}
+
+@_cdecl("moragent_step_result_token_experts")
+public func moragentStepResultTokenExperts(_ result: OpaquePointer?, _ outExperts: UnsafeMutablePointer<UnsafePointer<Int32>?>?,
+                                           _ outCount: UnsafeMutablePointer<Int>?, _ outPerToken: UnsafeMutablePointer<Int>?) -> moragent_status {
+    withStatus("moragent_step_result_token_experts") { try PolicyCalls.tokenExperts(result, outExperts, outCount, outPerToken) }
+}

@@ -48,3 +48,33 @@ public func moragentRouterFree(_ router: OpaquePointer?) -> moragent_status {
 public func moragentRouterExpertCount(_ router: OpaquePointer?, _ outCount: UnsafeMutablePointer<Int>?) -> moragent_status {
     withStatus("moragent_router_expert_count") { try RouterCalls.expertCount(router, outCount) }
 }
+
+// Header section "Token and Mixture-of-Roles routers" (0.3).
+
+@_cdecl("moragent_router_create_token")
+public func moragentRouterCreateToken(_ experts: OpaquePointer?, _ topK: Int, _ perLayer: Int32, _ seed: UInt64,
+                                      _ outRouter: UnsafeMutablePointer<OpaquePointer?>?) -> moragent_status {
+    withStatus("moragent_router_create_token") { try RouterCalls.createToken(experts, topK, perLayer, seed, outRouter) }
+}
+
+@_cdecl("moragent_mor_params_default")
+public func moragentMoRParamsDefault(_ params: UnsafeMutablePointer<moragent_mor_params>?) -> moragent_status {
+    withStatus("moragent_mor_params_default") { try RouterCalls.defaultMoRParams(params) }
+}
+
+@_cdecl("moragent_router_create_roles")
+public func moragentRouterCreateRoles(_ engine: OpaquePointer?, _ params: UnsafePointer<moragent_mor_params>?, _ seed: UInt64,
+                                      _ outRouter: UnsafeMutablePointer<OpaquePointer?>?) -> moragent_status {
+    withStatus("moragent_router_create_roles") { try RouterCalls.createRoles(engine, params, seed, outRouter) }
+}
+
+@_cdecl("moragent_router_roles_save")
+public func moragentRouterRolesSave(_ router: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> moragent_status {
+    withStatus("moragent_router_roles_save") { try RouterCalls.saveRoles(router, path) }
+}
+
+@_cdecl("moragent_router_roles_load")
+public func moragentRouterRolesLoad(_ engine: OpaquePointer?, _ path: UnsafePointer<CChar>?,
+                                    _ outRouter: UnsafeMutablePointer<OpaquePointer?>?) -> moragent_status {
+    withStatus("moragent_router_roles_load") { try RouterCalls.loadRoles(engine, path, outRouter) }
+}

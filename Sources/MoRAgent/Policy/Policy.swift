@@ -24,6 +24,33 @@ public struct StepResult: Sendable {
     public var routingSeconds: Double
     /// Seconds spent generating.
     public var generationSeconds: Double
+    /// Token routing only: per generated token, the experts (top-k order) layer 0's gate chose
+    /// at the position whose logits sampled that token; nil for other routings.
+    public var tokenExperts: [[Int]]? = nil
+    /// Mixture-of-Roles only: the role of every generated token (`RoleGate.roles(of:)` over
+    /// prompt and response, so a marker's own tokens belong to the role that wrote it); nil
+    /// for other routings.
+    public var roles: [AgentRole]? = nil
+}
+
+/// How a policy routes its experts.
+public enum PolicyRouting {
+    /// A step router chooses once per step among `experts`; every token of the step's forward
+    /// goes through that route (the behaviour of `Policy(engine:experts:router:)`).
+    case step(StepRouter, experts: ExpertSet)
+    /// Every token of a step's forward is routed by the token router over its own experts. The
+    /// step's decision: `probabilities` are the experts' mean layer-0 routing weights over the
+    /// step's generated tokens (zero outside each token's top-k), `route` is `.expert(k)` for
+    /// the expert layer 0 chose most often (ties: the larger mean weight, then the lower id),
+    /// `.base` when nothing was generated. `StepResult.tokenExperts` has the per-token choices.
+    case tokens(TokenTopKRouter)
+    /// Mixture-of-Roles: the step's generation runs `MixtureOfRoles.generate` with `gate`, so
+    /// role hand-overs happen inside one step. The mixture owns its LoRAs (they are the
+    /// policy's `experts`). The step's decision is over the three roles: `probabilities` are
+    /// the shares of the generated tokens each role wrote (reasoner, executor, summarizer), and
+    /// `route` is `.expert(role.rawValue)` for the role that wrote the most (ties: the lower
+    /// role), `.base` when nothing was generated. `StepResult.roles` has the per-token roles.
+    case roles(MixtureOfRoles, RoleGate)
 }
 
 /// One step of an episode as the policy remembers it.
@@ -53,15 +80,18 @@ public struct EpisodeRecord: Sendable {
     public var switches: Int { zip(steps, steps.dropFirst()).filter { $0.decision.route != $1.decision.route }.count }
 }
 
-/// A policy: a shared engine, K LoRA experts, a step router, sampling settings and the
-/// per-episode history (DESIGN.md §1, §6). One thread at a time.
+/// A policy: a shared engine, K LoRA experts, a router (per step, per token or per role),
+/// sampling settings and the per-episode history (DESIGN.md §1, §6). One thread at a time.
 public final class Policy {
     /// The frozen base and tokenizer.
     public let engine: Engine
-    /// The experts the router chooses among.
+    /// The experts the router chooses among (a token router's own set, a Mixture-of-Roles'
+    /// LoRAs).
     public let experts: ExpertSet
-    /// The router.
-    public let router: StepRouter
+    /// How the experts are routed.
+    public let routing: PolicyRouting
+    /// The step router, nil for token or Mixture-of-Roles routing.
+    public var router: StepRouter? { if case .step(let r, _) = routing { return r }; return nil }
     /// How each step's action is sampled (stop strings default to `</action>`).
     public var sampling: SamplingParameters
     /// How prompts are built.
@@ -72,21 +102,34 @@ public final class Policy {
     private var endedOrder: [Int] = []
 
     /// A policy over `engine` and `experts`, routed by `router` (whose expert count must match).
-    public init(engine: Engine, experts: ExpertSet, router: StepRouter, sampling: SamplingParameters? = nil,
+    public convenience init(engine: Engine, experts: ExpertSet, router: StepRouter, sampling: SamplingParameters? = nil,
+                            template: PromptTemplate = PromptTemplate()) throws {
+        try self.init(engine: engine, routing: .step(router, experts: experts), sampling: sampling, template: template)
+    }
+
+    /// A policy over `engine` routed as `routing` says (each case carries the experts it routes).
+    public init(engine: Engine, routing: PolicyRouting, sampling: SamplingParameters? = nil,
                 template: PromptTemplate = PromptTemplate()) throws {
-        guard router.expertCount == experts.count else {
-            throw MoRAgentError.invalidArgument("the router chooses among \(router.expertCount) experts but the set has \(experts.count)")
+        let experts: ExpertSet
+        switch routing {
+        case .step(let router, let set):
+            guard router.expertCount == set.count else {
+                throw MoRAgentError.invalidArgument("the router chooses among \(router.expertCount) experts but the set has \(set.count)")
+            }
+            experts = set
+        case .tokens(let router): experts = router.experts
+        case .roles(let mor, _): experts = mor.loras
         }
         _ = try engine.requireTokenizer()
         let model = engine.decoder.config
-        guard experts.model.layerCount == model.layerCount,
+        guard experts.model.layerCount == model.layerCount, experts.model.hiddenSize == model.hiddenSize,
               ProjectionKind.allCases.allSatisfy({ experts.model.projectionShape($0) == model.projectionShape($0) }) else {
             throw MoRAgentError.invalidArgument("the experts were made for a model of another shape than the engine's")
         }
-        try router.validate(for: model)
+        if case .step(let router, _) = routing { try router.validate(for: model) }
         self.engine = engine
         self.experts = experts
-        self.router = router
+        self.routing = routing
         var s = sampling ?? SamplingParameters()
         if sampling == nil { s.temperature = 1; s.maxNewTokens = 64; s.stopStrings = ["</action>"] }
         try s.validate()
@@ -104,22 +147,72 @@ public final class Policy {
         var record = episodes[id] ?? EpisodeRecord(goal: goal)
         let history = record.steps.map { (observation: $0.observation, action: $0.action) }
         let t0 = Policy.now()
-        let decision = try router.decide(StepContext(episode: id, step: record.steps.count, observation: observation,
+        var decision: StepDecision?
+        if case .step(let router, _) = routing {
+            decision = try router.decide(StepContext(episode: id, step: record.steps.count, observation: observation,
                                                      goal: goal, history: history, encoder: encoder))
+        }
         let t1 = Policy.now()
         let prompt = template.render(goal: goal, observation: observation, history: history)
         let promptIDs = try engine.requireTokenizer().encode(prompt)
         guard !promptIDs.isEmpty else { throw MoRAgentError.invalidArgument("the prompt encodes to no tokens") }
         var parameters = sampling
         parameters.seed = sampling.seed &+ UInt64(truncatingIfNeeded: id) &* 0x2545_F491_4F6C_DD1D &+ UInt64(record.steps.count)
-        let generated = try engine.generate(prompts: [promptIDs], parameters: parameters, experts: experts, routes: [decision.route])[0]
+        let generated: GenerationResult
+        var tokenExperts: [[Int]]?, roles: [AgentRole]?
+        switch routing {
+        case .step:
+            generated = try engine.generate(prompts: [promptIDs], parameters: parameters, experts: experts, routes: [decision!.route])[0]
+        case .tokens(let router):
+            // One adapter per forward; the last row of each is the position whose logits sampled
+            // the next token.
+            var chosen: [[(expert: Int, weight: Float)]] = []
+            var last: TokenRoutedAdapter?
+            func collect() { if let a = last, let row = a.choices.first?.last { chosen.append(row) }; last = nil }
+            generated = try TextGenerator(engine: engine).generate(prompts: [promptIDs], parameters: parameters) { _, _, _ in
+                collect()
+                let a = router.adapter()
+                last = a
+                return a
+            }[0]
+            collect()
+            chosen = Array(chosen.prefix(generated.ids.count))
+            tokenExperts = chosen.map { $0.map(\.expert) }
+            decision = Policy.tokenDecision(chosen, expertCount: experts.count)
+        case .roles(let mor, let gate):
+            generated = try mor.generate(engine: engine, prompts: [promptIDs], parameters: parameters, gate: gate)[0]
+            let all = gate.roles(of: promptIDs + generated.ids, tokenizer: try engine.requireTokenizer())
+            roles = Array(all.suffix(generated.ids.count))
+            decision = Policy.roleDecision(roles!)
+        }
         let t2 = Policy.now()
         let (action, valid) = ActionExtractor.extract(generated.text)
-        record.steps.append(StepRecord(observation: observation, action: action, decision: decision))
+        record.steps.append(StepRecord(observation: observation, action: action, decision: decision!))
         episodes[id] = record
         return StepResult(response: generated.text, action: action, actionValid: valid, promptIDs: promptIDs, ids: generated.ids,
-                          logProbabilities: generated.logProbabilities, decision: decision,
-                          routingSeconds: t1 - t0, generationSeconds: t2 - t1)
+                          logProbabilities: generated.logProbabilities, decision: decision!,
+                          routingSeconds: t1 - t0, generationSeconds: t2 - t1, tokenExperts: tokenExperts, roles: roles)
+    }
+
+    /// A token-routed step's decision (see `PolicyRouting.tokens`).
+    static func tokenDecision(_ chosen: [[(expert: Int, weight: Float)]], expertCount k: Int) -> StepDecision {
+        var mean = [Float](repeating: 0, count: k), uses = [Int](repeating: 0, count: k)
+        for row in chosen {
+            for (e, w) in row { mean[e] += w / Float(chosen.count); uses[e] += 1 }
+        }
+        guard !chosen.isEmpty else { return StepDecision(route: .base, probabilities: mean) }
+        let best = (0..<k).max { a, b in (uses[a], mean[a], -a) < (uses[b], mean[b], -b) }!
+        return StepDecision(route: .expert(best), probabilities: mean)
+    }
+
+    /// A Mixture-of-Roles step's decision (see `PolicyRouting.roles`).
+    static func roleDecision(_ roles: [AgentRole]) -> StepDecision {
+        var share = [Float](repeating: 0, count: AgentRole.allCases.count)
+        for r in roles { share[r.rawValue] += 1 / Float(roles.count) }
+        guard !roles.isEmpty else { return StepDecision(route: .base, probabilities: share) }
+        let counts = AgentRole.allCases.map { r in roles.filter { $0 == r }.count }
+        let best = (0..<counts.count).max { a, b in (counts[a], -a) < (counts[b], -b) }!
+        return StepDecision(route: .expert(best), probabilities: share)
     }
 
     /// Closes `episode` with its return and outcome; it can take no more steps.
@@ -131,11 +224,12 @@ public final class Policy {
         record.success = success
         episodes[id] = record
         endedOrder.append(id)
-        router.endEpisode(id)
+        router?.endEpisode(id)
     }
 
     /// One JSON object per ended episode, in the order they ended: `{"episode", "steps",
-    /// "experts" (null for base/mixture steps), "switches", "reward", "success"}`.
+    /// "experts" (null for base/mixture steps; for token routing the most used expert, for
+    /// Mixture-of-Roles the role id 0/1/2 that wrote the most tokens), "switches", "reward", "success"}`.
     public func routingTraceJSONLines() -> String {
         endedOrder.compactMap { id -> String? in
             guard let r = episodes[id] else { return nil }

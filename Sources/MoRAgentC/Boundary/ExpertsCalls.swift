@@ -14,6 +14,9 @@ final class ExpertsHandle: CHandle {
 
     var count: Int { lock.withLock { set.count } }
 
+    /// The model the set's experts are made for (immutable).
+    var model: ModelConfig { self.set.model }
+
     /// The experts as they are now, for a policy: later additions to this set do not reach it.
     var experts: [LoRAExpert] { lock.withLock { set.experts } }
 

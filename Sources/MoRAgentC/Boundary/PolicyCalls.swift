@@ -32,8 +32,17 @@ final class StepResultHandle: CHandle {
     let probabilities: StableArray<Float>
     let routingSeconds: Double
     let generationSeconds: Double
+    /// Per generated token, a moragent_role (empty unless Mixture-of-Roles).
+    let roles: StableArray<Int32>
+    /// Tokens × per-token experts, row-major (empty unless token routing).
+    let tokenExperts: StableArray<Int32>
+    let tokenExpertsPerToken: Int
 
     init(_ result: StepResult) {
+        roles = StableArray((result.roles ?? []).map { Int32($0.rawValue) })
+        let chosen = result.tokenExperts ?? []
+        tokenExperts = StableArray(chosen.flatMap { $0.map { Int32($0) } })
+        tokenExpertsPerToken = chosen.first?.count ?? 0
         action = StableArray(cString: result.action)
         response = StableArray(cString: result.response)
         actionValid = result.actionValid
@@ -110,18 +119,28 @@ enum PolicyCalls {
         let out = try CInput.required(out, "out_policy")
         out.pointee = nil
         let engine = try HandleRegistry.shared.resolve(engine, as: EngineHandle.self, "engine").engine
-        let experts = try ExpertsCalls.resolve(experts)
         let router = try RouterCalls.resolve(router)
-        let (sampling, template) = try settings(params)
-        // The policy's own set, re-checked against this engine's shapes: experts made for another
-        // model would multiply vectors of the wrong length (the core does not compare the two).
-        let set = ExpertSet(model: engine.decoder.config)
-        for expert in experts.experts { try set.add(expert) }
-        // Likewise a phase router's linear layers read encodings of the engine's width.
-        if let width = router.modelHiddenSize, width != engine.decoder.config.hiddenSize {
-            throw CallError.invalidArgument("the \(router.kind) router was made for models of hidden size \(width) but the engine's is \(engine.decoder.config.hiddenSize)")
+        let routing: PolicyRouting
+        switch router.body {
+        case .step(let stepRouter):
+            let experts = try ExpertsCalls.resolve(experts)
+            // The policy's own set, re-checked against this engine's shapes: experts made for another
+            // model would multiply vectors of the wrong length (the core does not compare the two).
+            let set = ExpertSet(model: engine.decoder.config)
+            for expert in experts.experts { try set.add(expert) }
+            // Likewise a phase router's linear layers read encodings of the engine's width.
+            if let width = router.modelHiddenSize, width != engine.decoder.config.hiddenSize {
+                throw CallError.invalidArgument("the \(router.kind) router was made for models of hidden size \(width) but the engine's is \(engine.decoder.config.hiddenSize)")
+            }
+            routing = .step(stepRouter, experts: set)
+        case .tokens(let tokenRouter):
+            // `experts` is ignored: the router routes the set it was made with (the core checks its shapes).
+            routing = .tokens(tokenRouter)
+        case .roles(let mor):
+            routing = .roles(mor, RoleGate())
         }
-        let policy = try Policy(engine: engine, experts: set, router: router.router, sampling: sampling, template: template)
+        let (sampling, template) = try settings(params)
+        let policy = try Policy(engine: engine, routing: routing, sampling: sampling, template: template)
         out.pointee = HandleRegistry.shared.register(PolicyHandle(policy))
     }
 
@@ -210,6 +229,21 @@ enum PolicyCalls {
         let generation = try CInput.required(outGeneration, "out_generation_seconds")
         routing.pointee = handle.routingSeconds
         generation.pointee = handle.generationSeconds
+    }
+
+    static func roles(_ result: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<Int32>?>?, _ outCount: UnsafeMutablePointer<Int>?) throws {
+        try array(resolveResult(result).roles, out, outCount, "out_roles")
+    }
+
+    static func tokenExperts(_ result: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<Int32>?>?,
+                             _ outCount: UnsafeMutablePointer<Int>?, _ outPerToken: UnsafeMutablePointer<Int>?) throws {
+        let handle = try resolveResult(result)
+        let outPerToken = try CInput.required(outPerToken, "out_per_token")
+        let outCount = try CInput.required(outCount, "out_count")
+        try array(handle.tokenExperts, out, outCount, "out_experts")
+        let perToken = handle.tokenExpertsPerToken
+        outCount.pointee = perToken == 0 ? 0 : handle.tokenExperts.count / perToken   // tokens, not entries
+        outPerToken.pointee = perToken
     }
 
     /// Hands out an array and its count (both out pointers required).

@@ -31,8 +31,16 @@ final class SerializedRouter: StepRouter {
 final class RouterHandle: CHandle {
     static let cName = "moragent_router"
 
-    let router: SerializedRouter
-    /// The kind, for messages ("phase", "trajectory", a plugin's kind name).
+    /// What routes: a step router (serialised), or a router that routes inside the forward
+    /// (read-only once made, so shared without a lock).
+    enum Body {
+        case step(SerializedRouter)
+        case tokens(TokenTopKRouter)
+        case roles(MixtureOfRoles)
+    }
+
+    let body: Body
+    /// The kind, for messages ("phase", "trajectory", "token", "roles", a plugin's kind name).
     let kind: String
     /// The base-model width the router reads encodings of (a phase router, or a trajectory
     /// router over one): a policy over an engine of another width would feed its linear layers
@@ -40,17 +48,55 @@ final class RouterHandle: CHandle {
     let modelHiddenSize: Int?
 
     init(_ router: StepRouter, kind: String, modelHiddenSize: Int? = nil) {
-        self.router = SerializedRouter(router)
+        body = .step(SerializedRouter(router))
         self.kind = kind
         self.modelHiddenSize = modelHiddenSize
     }
 
+    init(tokens router: TokenTopKRouter) {
+        body = .tokens(router)
+        kind = "token"
+        modelHiddenSize = nil
+    }
+
+    init(roles mor: MixtureOfRoles) {
+        body = .roles(mor)
+        kind = "roles"
+        modelHiddenSize = nil
+    }
+
+    /// The step router, nil for token and Mixture-of-Roles routers.
+    var router: SerializedRouter? { if case .step(let r) = body { return r }; return nil }
+
+    /// The step router, or an error naming what this router is instead.
+    func stepRouter(_ name: String) throws -> SerializedRouter {
+        guard let router else { throw CallError.invalidArgument("\(name) is a \(kind) router, not a step router") }
+        return router
+    }
+
+    /// K (3 for a Mixture-of-Roles router: its decisions are over the roles).
+    var expertCount: Int {
+        switch body {
+        case .step(let r): return r.expertCount
+        case .tokens(let t): return t.experts.count
+        case .roles: return AgentRole.allCases.count
+        }
+    }
+
     /// The phase router, or an error naming what this router is instead.
     func phaseRouter() throws -> PhaseRouter {
-        guard let phase = router.base as? PhaseRouter else {
+        guard let phase = router?.base as? PhaseRouter else {
             throw CallError.invalidArgument("the router is a \(kind) router, not a phase router")
         }
         return phase
+    }
+
+    /// The Mixture-of-Roles router, or an error naming what this router is instead.
+    func mixtureOfRoles() throws -> MixtureOfRoles {
+        guard case .roles(let mor) = body else {
+            throw CallError.invalidArgument("the router is a \(kind) router, not a Mixture-of-Roles router")
+        }
+        return mor
     }
 }
 
@@ -170,7 +216,7 @@ enum RouterCalls {
         let handle = try resolve(router)
         let path = try CInput.cString(path, "path")
         let phase = try handle.phaseRouter()
-        try handle.router.withLock { try phase.save(to: path) }
+        try handle.stepRouter("router").withLock { try phase.save(to: path) }
     }
 
     static func loadPhase(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) throws {
@@ -186,7 +232,7 @@ enum RouterCalls {
         let out = try CInput.required(out, "out_router")
         out.pointee = nil
         let inner = try HandleRegistry.shared.resolve(inner, as: RouterHandle.self, "inner")
-        let router = TrajectoryRouter(inner: inner.router)
+        let router = TrajectoryRouter(inner: try inner.stepRouter("inner"))
         out.pointee = HandleRegistry.shared.register(RouterHandle(router, kind: "trajectory", modelHiddenSize: inner.modelHiddenSize))
     }
 
@@ -210,7 +256,133 @@ enum RouterCalls {
 
     static func expertCount(_ router: OpaquePointer?, _ out: UnsafeMutablePointer<Int>?) throws {
         let handle = try resolve(router)
-        try CInput.required(out, "out_count").pointee = handle.router.expertCount
+        try CInput.required(out, "out_count").pointee = handle.expertCount
+    }
+
+    // Token and Mixture-of-Roles routers (0.3).
+
+    static func createToken(_ experts: OpaquePointer?, _ topK: Int, _ perLayer: Int32, _ seed: UInt64,
+                            _ out: UnsafeMutablePointer<OpaquePointer?>?) throws {
+        let out = try CInput.required(out, "out_router")
+        out.pointee = nil
+        let handle = try ExpertsCalls.resolve(experts)
+        // A snapshot: experts added to the caller's set later must not change K under the gates.
+        let set = ExpertSet(model: handle.model)
+        for expert in handle.experts { try set.add(expert) }
+        guard set.count > 0 else { throw CallError.invalidArgument("the expert set is empty") }
+        let k = try CInput.size(topK, "top_k")
+        guard k >= 1, k <= set.count else {
+            throw CallError.invalidArgument("top_k is \(k); it must be from 1 to the set's expert count \(set.count)")
+        }
+        _ = try CInput.parameterCount([[perLayer != 0 ? set.model.layerCount : 1, set.count, set.model.hiddenSize]], "this token router")
+        let router = try TokenTopKRouter(experts: set, topK: k, perLayer: perLayer != 0, seed: seed)
+        out.pointee = HandleRegistry.shared.register(RouterHandle(tokens: router))
+    }
+
+    /// Size of `moragent_mor_params` in version 0.3, the smallest `struct_size` accepted.
+    static let morParamsFirstSize = MemoryLayout<moragent_mor_params>.stride
+    static let maxRank = 65536
+
+    static func defaultMoRParams(_ params: UnsafeMutablePointer<moragent_mor_params>?) throws {
+        let params = try CInput.required(params, "params")
+        let size = try CInput.structSize(params, firstSize: morParamsFirstSize, "params", "moragent_mor_params")
+        // The core's defaults are the single source of the documented ones.
+        let d = MixtureOfRolesConfiguration()
+        params.pointee = moragent_mor_params(
+            struct_size: size, routed_counts: (d.routedCounts[0], d.routedCounts[1], d.routedCounts[2]),
+            top_k: (d.topK[0], d.topK[1], d.topK[2]), rank: d.rank, scale: d.scale, shared_gate: d.sharedGate ? 1 : 0,
+            target_modules: ExpertsCalls.bits(of: d.targetModules))
+    }
+
+    /// The core configuration for a C parameter struct (NULL: the defaults).
+    static func morConfiguration(_ params: UnsafePointer<moragent_mor_params>?) throws -> MixtureOfRolesConfiguration {
+        var c = MixtureOfRolesConfiguration()
+        if let params {
+            _ = try CInput.structSize(params, firstSize: morParamsFirstSize, "params", "moragent_mor_params")
+            let p = params.pointee
+            let counts = [p.routed_counts.0, p.routed_counts.1, p.routed_counts.2]
+            let topK = [p.top_k.0, p.top_k.1, p.top_k.2]
+            for r in 0..<3 {
+                c.routedCounts[r] = try CInput.expertCount(counts[r], "params->routed_counts[\(r)]")
+                c.topK[r] = try CInput.size(topK[r], "params->top_k[\(r)]")
+            }
+            guard p.rank >= 1, p.rank <= maxRank else {
+                throw CallError.invalidArgument("params->rank is \(UInt(bitPattern: p.rank)); it must be from 1 to \(maxRank)")
+            }
+            c.rank = p.rank
+            guard p.scale.isFinite else { throw CallError.invalidArgument("params->scale is \(p.scale); it must be finite") }
+            c.scale = p.scale
+            c.sharedGate = p.shared_gate != 0
+            let known = ExpertsCalls.moduleBits.reduce(UInt32(0)) { $0 | $1.bit }
+            guard p.target_modules != 0, p.target_modules & ~known == 0 else {
+                throw CallError.invalidArgument("params->target_modules is 0x\(String(p.target_modules, radix: 16)); it must be a non-zero OR of MORAGENT_MODULE_* values")
+            }
+            c.targetModules = Set(ExpertsCalls.moduleBits.filter { p.target_modules & $0.bit != 0 }.map(\.kind))
+        }
+        try c.validate()
+        return c
+    }
+
+    /// The parameters a Mixture-of-Roles of `c` has for `model` (throws above the limit): per
+    /// role and adapted module, (routed + 1) LoRAs of `r·(in + out)`, a router `[routed, in]`
+    /// and a shared gate `[1, in]`.
+    static func morParameterCount(_ c: MixtureOfRolesConfiguration, model: ModelConfig) throws -> Int {
+        var terms: [[Int]] = []
+        for kind in c.targetModules {
+            let shape = model.projectionShape(kind)
+            for r in 0..<3 {
+                terms.append([model.layerCount, c.routedCounts[r] + 1, c.rank, shape.in + shape.out])
+                terms.append([model.layerCount, c.routedCounts[r] + 1, shape.in])
+            }
+        }
+        return try CInput.parameterCount(terms, "this Mixture-of-Roles router")
+    }
+
+    static func createRoles(_ engine: OpaquePointer?, _ params: UnsafePointer<moragent_mor_params>?, _ seed: UInt64,
+                            _ out: UnsafeMutablePointer<OpaquePointer?>?) throws {
+        let out = try CInput.required(out, "out_router")
+        out.pointee = nil
+        let model = try HandleRegistry.shared.resolve(engine, as: EngineHandle.self, "engine").engine.decoder.config
+        let c = try morConfiguration(params)
+        _ = try morParameterCount(c, model: model)
+        let mor = try MixtureOfRoles(configuration: c, model: model, seed: seed)
+        out.pointee = HandleRegistry.shared.register(RouterHandle(roles: mor))
+    }
+
+    static func saveRoles(_ router: OpaquePointer?, _ path: UnsafePointer<CChar>?) throws {
+        let handle = try resolve(router)
+        let path = try CInput.cString(path, "path")
+        try handle.mixtureOfRoles().save(to: path)
+    }
+
+    static func loadRoles(_ engine: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) throws {
+        let out = try CInput.required(out, "out_router")
+        out.pointee = nil
+        let model = try HandleRegistry.shared.resolve(engine, as: EngineHandle.self, "engine").engine.decoder.config
+        let path = try CInput.cString(path, "path")
+        try preflightRolesFile(path, model: model)
+        let mor = try MixtureOfRoles.load(from: path, model: model)
+        out.pointee = HandleRegistry.shared.register(RouterHandle(roles: mor))
+    }
+
+    /// Checks, before `MixtureOfRoles.load` allocates, that the sizes the file's metadata declares
+    /// are within this library's limits (metadata the core refuses anyway is left to it).
+    static func preflightRolesFile(_ path: String, model: ModelConfig) throws {
+        let file = try SafeTensorsFile(path: path)
+        guard let text = file.metadata["moragent"], let meta = try? JSONValue.parse(text),
+              let counts = meta["routed_counts"]?.arrayValue?.compactMap(\.intValue), counts.count == 3,
+              let topK = meta["top_k"]?.arrayValue?.compactMap(\.intValue), topK.count == 3,
+              let rank = meta["rank"]?.intValue else { return }
+        func bad(_ reason: String) -> CallError { CallError.malformedFile("\(path): \(reason)") }
+        var c = MixtureOfRolesConfiguration()
+        c.routedCounts = counts; c.topK = topK; c.rank = rank
+        if let targets = meta["target_modules"]?.arrayValue?.compactMap({ $0.stringValue.flatMap(ProjectionKind.init(rawValue:)) }), !targets.isEmpty {
+            c.targetModules = Set(targets)
+        }
+        guard (try? c.validate()) != nil else { throw bad("metadata declares an invalid shape (routed_counts \(counts), top_k \(topK), rank \(rank))") }
+        guard counts.allSatisfy({ $0 <= CInput.maxExperts }), rank <= maxRank, (try? morParameterCount(c, model: model)) != nil else {
+            throw bad("metadata declares sizes beyond this library's limits")
+        }
     }
 
     static func resolve(_ router: OpaquePointer?) throws -> RouterHandle {

@@ -35,7 +35,7 @@ HEADER_ASSERT(plugin_api_version, MORAGENT_PLUGIN_API_VERSION == 1);
 HEADER_ASSERT(module_bits, (MORAGENT_MODULE_Q | MORAGENT_MODULE_K | MORAGENT_MODULE_V | MORAGENT_MODULE_O |
                             MORAGENT_MODULE_GATE | MORAGENT_MODULE_UP | MORAGENT_MODULE_DOWN) == 0x7F);
 /* The plugin entry point is declared (not defined by the library): its type, unevaluated. */
-HEADER_ASSERT(entry_returns_int, sizeof(moragent_plugin_register((moragent_plugin_registrar *)0)) == sizeof(int));
+HEADER_ASSERT(entry_returns_int, sizeof(((moragent_plugin_register_fn)0)((moragent_plugin_registrar *)0)) == sizeof(int));
 
 /* Each function, assigned to a pointer of the type the documentation gives: a changed
  * signature fails to compile here. */

@@ -7,6 +7,8 @@
 #        plugins/test_plugin.c, built strict as C99 shared objects that do not link libmoragent
 #   5.   routing_test.c: every 0.2 function (experts, routers, plugins, policies), good and bad
 #        calls (its own count is added in)
+#   5b.  token_roles_test.c: the 0.3 functions (token and Mixture-of-Roles routers in policies,
+#        per-token roles and experts), good and bad calls (its own count is added in)
 #   6-7. every moragent_ function the header declares is exported, and nothing else moragent_ is
 #   8.   the library needs no Swift runtime library at run time
 # Usage: Tests/bindings/c/run.sh LIB_DIR
@@ -76,6 +78,9 @@ else
 fi
 run_suite routing routing_test.c "$root/Tests/MoRAgentTests/Fixtures/models" \
   "$root/Tests/MoRAgentTests/Fixtures/adapters/qwen2-tiny" "$plugins" "$scratch"
+mkdir -p "$scratch/token_roles"
+run_suite token_roles token_roles_test.c "$root/Tests/MoRAgentTests/Fixtures/models" \
+  "$root/Tests/MoRAgentTests/Fixtures/adapters/qwen2-tiny" "$scratch/token_roles"
 
 declared="$(grep '^MORAGENT_API' "$root/include/moragent.h" | grep -o 'MORAGENT_API[^(]*(' | sed -E 's/.*[^a-z0-9_](moragent_[a-z0-9_]*)[(]$/\1/' | sort -u)"
 exported="$(nm -D --defined-only "$lib_dir/libmoragent.so" | awk '$2 == "T" && $3 ~ /^moragent_/ { print $3 }' | sort -u)"

@@ -32,17 +32,19 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from . import _lib
+from ._errors import invalid_argument
 from ._errors import (AbortedError, BufferTooSmallError, BusyError, CallbackError, InternalError, InvalidArgumentError,
                       InvalidHandleError, MalformedFileError, ModelIOError, MoRAgentError, UnsupportedError,
                       invalid_argument, check)
 from ._handles import (SIZE_MAX, EngineHandle, ExpertsHandle, PolicyHandle, RouterHandle, c_string,
                        checked_int, generation_params)
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Engine", "EngineInfo", "Generation", "library_version", "set_log_callback",
     "ExpertSet", "Router", "FixedRouter", "PhaseRouter", "TrajectoryRouter", "CallbackRouter", "StepFeatures",
+    "TokenRouter", "RolesRouter", "ROLES",
     "load_plugin", "Policy", "StepResult",
     "MoRAgentError", "InvalidArgumentError", "InvalidHandleError", "ModelIOError", "MalformedFileError",
     "UnsupportedError", "BufferTooSmallError", "AbortedError", "InternalError", "CallbackError", "BusyError",
@@ -314,6 +316,63 @@ class CallbackRouter(Router):
         self.fn = fn
 
 
+class TokenRouter(Router):
+    """Token-level top-k routing (0.3): every token of a step's forward goes through a linear
+    gate over the experts of `experts` (as the set holds them now), softmax, the `top_k` best
+    kept; one gate per layer (`per_layer`) or one at layer 0 for all. Use it with
+    ``Policy(engine, None, router)``: the step's ``expert`` is the most used expert,
+    ``probabilities`` the mean routing weights, ``token_experts`` the per-token choices."""
+
+    def __init__(self, experts: ExpertSet, top_k: int, per_layer: bool = True, seed: int = 0):
+        super().__init__(RouterHandle.token(experts._handle, top_k, per_layer, seed))
+
+
+#: The Mixture-of-Roles roles, by their index in ``StepResult.roles``.
+ROLES = ("reasoner", "executor", "summarizer")
+
+
+class RolesRouter(Router):
+    """MoRAgent's Mixture-of-Roles (0.3), with its own LoRAs for `engine`'s model: per role a
+    shared LoRA plus routed ones (``routed_counts``, ``top_k`` per role: reasoner, executor,
+    summarizer). Generation follows "Next Role: ..." markers, also inside one step. Use it with
+    ``Policy(engine, None, router)``: the step's ``roles`` names each generated token's role,
+    ``expert`` is the index of the role that wrote most, ``probabilities`` the role shares.
+    Unset parameters take the library's defaults."""
+
+    def __init__(self, engine: Engine, *, routed_counts: Optional[Sequence[int]] = None,
+                 top_k: Optional[Sequence[int]] = None, rank: Optional[int] = None, scale: Optional[float] = None,
+                 shared_gate: Optional[bool] = None, target_modules: Optional[int] = None, seed: int = 0):
+        params = _lib.moragent_mor_params(struct_size=ctypes.sizeof(_lib.moragent_mor_params))
+        check(_lib.moragent_mor_params_default(ctypes.byref(params)))
+        for name, values in (("routed_counts", routed_counts), ("top_k", top_k)):
+            if values is not None:
+                values = list(values)
+                if len(values) != 3:
+                    raise invalid_argument(f"{name} needs 3 values (reasoner, executor, summarizer), got {len(values)}")
+                for i, v in enumerate(values):
+                    getattr(params, name)[i] = checked_int(v, f"{name}[{i}]", SIZE_MAX)
+        if rank is not None:
+            params.rank = checked_int(rank, "rank", SIZE_MAX)
+        if scale is not None:
+            params.scale = float(scale)
+        if shared_gate is not None:
+            params.shared_gate = 1 if shared_gate else 0
+        if target_modules is not None:
+            params.target_modules = checked_int(target_modules, "target_modules", 2 ** 32 - 1)
+        super().__init__(RouterHandle.roles(engine._handle, params, seed))
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes the LoRAs, routers and shape to one safetensors file."""
+        self._handle.save_roles(os.fsencode(path))
+
+    @classmethod
+    def load(cls, engine: Engine, path: Union[str, os.PathLike]) -> "RolesRouter":
+        """Reads a router written by ``save``, for `engine`'s model."""
+        router = cls.__new__(cls)
+        Router.__init__(router, RouterHandle.load_roles(engine._handle, os.fsencode(path)))
+        return router
+
+
 def load_plugin(path: Union[str, os.PathLike]) -> None:
     """Loads a router plugin (a shared object; see include/moragent.h) and registers its router
     kinds for the whole process; create routers of them with ``Router.from_kind``. Loading the
@@ -323,7 +382,9 @@ def load_plugin(path: Union[str, os.PathLike]) -> None:
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one policy step produced. `expert` is None for the base model or a mixture."""
+    """What one policy step produced. `expert` is None for the base model or a mixture.
+    `roles` (Mixture-of-Roles policies, else None): the role name of every generated token;
+    `token_experts` (token-routed policies, else None): the experts chosen for each."""
     action: str
     action_valid: bool
     response: str
@@ -334,6 +395,8 @@ class StepResult:
     prompt_ids: List[int]
     routing_seconds: float
     generation_seconds: float
+    roles: Optional[List[str]] = None
+    token_experts: Optional[List[List[int]]] = None
 
 
 class Policy(_Owner):
@@ -346,7 +409,7 @@ class Policy(_Owner):
     Templates (None: the built-in ones) use {goal}, {observation}, {step}, {step_count},
     {history_length}, {history}; a history entry {k}, {observation}, {action}."""
 
-    def __init__(self, engine: Engine, experts: ExpertSet, router: Router, *, temperature: float = 1.0,
+    def __init__(self, engine: Engine, experts: Optional[ExpertSet], router: Router, *, temperature: float = 1.0,
                  top_k: int = 0, top_p: float = 1.0, seed: int = 0, max_new_tokens: int = 64,
                  stop: Sequence[str] = ("</action>",), stop_token_ids: Optional[Sequence[int]] = None,
                  ignore_eos: bool = False, first_step_template: Optional[str] = None,
@@ -363,7 +426,9 @@ class Policy(_Owner):
                 setattr(params, name, c_string(value, name))
         params.history_length = checked_int(history_length, "history_length", SIZE_MAX)
         params.chatml = 1 if chatml else 0
-        self._handle = PolicyHandle.create(engine._handle, experts._handle, router._handle, params)
+        # Token and Mixture-of-Roles routers bring their own experts: `experts` may be None.
+        self._handle = PolicyHandle.create(engine._handle, None if experts is None else experts._handle, router._handle,
+                                           params)
         self.router = router
 
     def step(self, episode: int, observation: str, goal: str) -> StepResult:
@@ -371,7 +436,9 @@ class Policy(_Owner):
         with self._handle.step(episode, observation, goal) as out:
             expert = out.expert()
             routing, generation = out.timing()
-            return StepResult(action=out.action().decode("utf-8"), action_valid=out.action_valid(),
+            roles = [ROLES[r] for r in out.roles()]
+            token_experts = out.token_experts()
+            return StepResult(roles=roles or None, token_experts=token_experts or None,action=out.action().decode("utf-8"), action_valid=out.action_valid(),
                               response=out.response().decode("utf-8"), expert=None if expert < 0 else expert,
                               probabilities=out.probabilities(), ids=out.ids(), logprobs=out.logprobs(),
                               prompt_ids=out.prompt_ids(), routing_seconds=routing, generation_seconds=generation)

@@ -346,6 +346,23 @@ class RouterHandle(OwnedHandle):
     def save_phase(self, path: bytes) -> None:
         check(_lib.moragent_router_phase_save(self.address, c_string(path, "path")))
 
+    @classmethod
+    def token(cls, experts: "ExpertsHandle", top_k: int, per_layer: bool, seed: int) -> "RouterHandle":
+        return cls._made(_lib.moragent_router_create_token, experts.address, checked_int(top_k, "top_k", SIZE_MAX),
+                         1 if per_layer else 0, checked_int(seed, "seed", UINT64_MAX))
+
+    @classmethod
+    def roles(cls, engine: "EngineHandle", params: _lib.moragent_mor_params, seed: int) -> "RouterHandle":
+        return cls._made(_lib.moragent_router_create_roles, engine.address, byref(params),
+                         checked_int(seed, "seed", UINT64_MAX))
+
+    @classmethod
+    def load_roles(cls, engine: "EngineHandle", path: bytes) -> "RouterHandle":
+        return cls._made(_lib.moragent_router_roles_load, engine.address, c_string(path, "path"))
+
+    def save_roles(self, path: bytes) -> None:
+        check(_lib.moragent_router_roles_save(self.address, c_string(path, "path")))
+
 
 class StepResultHandle(OwnedHandle):
     """An owned ``moragent_step_result *``; the accessors copy out of it."""
@@ -385,6 +402,16 @@ class StepResultHandle(OwnedHandle):
         check(_lib.moragent_step_result_timing(self.address, byref(routing), byref(generation)))
         return routing.value, generation.value
 
+    def roles(self) -> List[int]:
+        return _array_out(_lib.moragent_step_result_roles, self.address, c_int32)
+
+    def token_experts(self) -> List[List[int]]:
+        pointer, count, per_token = POINTER(c_int32)(), c_size_t(), c_size_t()
+        check(_lib.moragent_step_result_token_experts(self.address, byref(pointer), byref(count), byref(per_token)))
+        k = per_token.value
+        flat = pointer[:count.value * k]
+        return [flat[i * k:(i + 1) * k] for i in range(count.value)]
+
 
 class PolicyHandle(OwnedHandle):
     """An owned ``moragent_policy *``; ``router`` is kept so a Python callback outlives its use."""
@@ -396,10 +423,11 @@ class PolicyHandle(OwnedHandle):
         self.router = router
 
     @classmethod
-    def create(cls, engine: EngineHandle, experts: ExpertsHandle, router: RouterHandle,
+    def create(cls, engine: EngineHandle, experts: Optional[ExpertsHandle], router: RouterHandle,
                params: _lib.moragent_policy_params) -> "PolicyHandle":
         out = c_void_p()
-        check(_lib.moragent_policy_create(engine.address, experts.address, router.address, byref(params), byref(out)))
+        experts_address = None if experts is None else experts.address
+        check(_lib.moragent_policy_create(engine.address, experts_address, router.address, byref(params), byref(out)))
         return cls(out.value, router)
 
     def _check(self, status: int) -> None:

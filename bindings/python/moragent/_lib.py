@@ -91,9 +91,9 @@ def load_library() -> ctypes.CDLL:
 
 # #define MORAGENT_VERSION_MAJOR 0 / MINOR 2 / PATCH 0
 MORAGENT_VERSION_MAJOR = 0
-MORAGENT_VERSION_MINOR = 2
+MORAGENT_VERSION_MINOR = 3
 MORAGENT_VERSION_PATCH = 0
-MORAGENT_VERSION = "0.2.0"
+MORAGENT_VERSION = "0.3.0"
 MORAGENT_VERSION_NUMBER = MORAGENT_VERSION_MAJOR * 1000000 + MORAGENT_VERSION_MINOR * 1000 + MORAGENT_VERSION_PATCH
 
 lib = load_library()
@@ -579,3 +579,58 @@ moragent_step_result_probabilities = _bind("moragent_step_result_probabilities",
 #                                             double *out_generation_seconds);
 moragent_step_result_timing = _bind("moragent_step_result_timing",
                                     [moragent_step_result_p, POINTER(c_double), POINTER(c_double)], moragent_status)
+
+# ---- 0.3: token and Mixture-of-Roles routers ------------------------------------------------
+
+# moragent_status moragent_router_create_token(const moragent_experts *experts, size_t top_k, int32_t per_layer,
+#                                              uint64_t seed, moragent_router **out_router);
+moragent_router_create_token = _bind("moragent_router_create_token",
+                                     [moragent_experts_p, c_size_t, c_int32, c_uint64, POINTER(moragent_router_p)],
+                                     moragent_status)
+
+# typedef enum moragent_role { ... } moragent_role;
+MORAGENT_ROLE_REASONER = 0
+MORAGENT_ROLE_EXECUTOR = 1
+MORAGENT_ROLE_SUMMARIZER = 2
+
+
+# typedef struct moragent_mor_params { ... } moragent_mor_params;
+class moragent_mor_params(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("routed_counts", c_size_t * 3),
+        ("top_k", c_size_t * 3),
+        ("rank", c_size_t),
+        ("scale", c_float),
+        ("shared_gate", c_int32),
+        ("target_modules", c_uint32),
+    ]
+
+
+# moragent_status moragent_mor_params_default(moragent_mor_params *params);
+moragent_mor_params_default = _bind("moragent_mor_params_default", [POINTER(moragent_mor_params)], moragent_status)
+
+# moragent_status moragent_router_create_roles(const moragent_engine *engine, const moragent_mor_params *params,
+#                                              uint64_t seed, moragent_router **out_router);
+moragent_router_create_roles = _bind("moragent_router_create_roles",
+                                     [moragent_engine_p, POINTER(moragent_mor_params), c_uint64,
+                                      POINTER(moragent_router_p)], moragent_status)
+
+# moragent_status moragent_router_roles_save(const moragent_router *router, const char *path);
+moragent_router_roles_save = _bind("moragent_router_roles_save", [moragent_router_p, c_char_p], moragent_status)
+
+# moragent_status moragent_router_roles_load(const moragent_engine *engine, const char *path,
+#                                            moragent_router **out_router);
+moragent_router_roles_load = _bind("moragent_router_roles_load", [moragent_engine_p, c_char_p, POINTER(moragent_router_p)],
+                                   moragent_status)
+
+# moragent_status moragent_step_result_roles(const moragent_step_result *result, const int32_t **out_roles,
+#                                            size_t *out_count);
+moragent_step_result_roles = _bind("moragent_step_result_roles",
+                                   [moragent_step_result_p, POINTER(POINTER(c_int32)), POINTER(c_size_t)], moragent_status)
+
+# moragent_status moragent_step_result_token_experts(const moragent_step_result *result, const int32_t **out_experts,
+#                                                    size_t *out_count, size_t *out_per_token);
+moragent_step_result_token_experts = _bind("moragent_step_result_token_experts",
+                                           [moragent_step_result_p, POINTER(POINTER(c_int32)), POINTER(c_size_t),
+                                            POINTER(c_size_t)], moragent_status)

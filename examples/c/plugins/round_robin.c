@@ -62,6 +62,9 @@ static int decide(void *state, const moragent_step_features *features, float *we
 
 static void destroy(void *state) { free(state); }
 
+/* The entry point (of type moragent_plugin_register_fn), declared before its definition. */
+MORAGENT_PLUGIN_EXPORT int moragent_plugin_register(moragent_plugin_registrar *registrar);
+
 MORAGENT_PLUGIN_EXPORT int moragent_plugin_register(moragent_plugin_registrar *registrar) {
     moragent_router_kind kind;
     memset(&kind, 0, sizeof kind);

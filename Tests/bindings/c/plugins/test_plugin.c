@@ -106,6 +106,9 @@ MORAGENT_API int test_probe_register_late(void) {
     return saved_registrar ? saved_registrar->register_router(saved_registrar, &kind) : -100;
 }
 
+/* The entry point (of type moragent_plugin_register_fn), declared before its definition. */
+MORAGENT_PLUGIN_EXPORT int moragent_plugin_register(moragent_plugin_registrar *registrar);
+
 MORAGENT_PLUGIN_EXPORT int moragent_plugin_register(moragent_plugin_registrar *registrar) {
     saved_registrar = registrar;
     if (registrar->api_version != MORAGENT_PLUGIN_API_VERSION) return 1;
