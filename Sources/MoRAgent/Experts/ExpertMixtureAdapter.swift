@@ -122,14 +122,9 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
             // dL/dw_k over a sequence's rows = s_k · Σ_rows (dY B_k) · (X A_kᵀ), for every expert k.
             for (k, expert) in experts.experts.enumerated() {
                 guard let m = expert.modules[key] else { continue }
-                let r = m.rank
-                let t = Tensor(uninitialized: [rows, r]), u = Tensor(uninitialized: [rows, r])
-                BLAS.linear(input, rows: rows, inFeatures: m.inFeatures, xStride: inputStride, weight: m.a.pointer, outFeatures: r, into: t.pointer, yStride: r)
-                BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: r, k: m.outFeatures, a: outputGradient, lda: outputGradientStride,
-                          b: m.b.pointer, ldb: r, c: u.pointer, ldc: r)
-                for row in 0..<rows {
-                    routeWeightGradients![rowSequences[row]][k] += Double(m.scale) * Double(Kernels.dot(t.pointer + row * r, u.pointer + row * r, count: r))
-                }
+                let values = m.weightGradients(rows: Array(0..<rows), input: input, inputStride: inputStride,
+                                               outputGradient: outputGradient, outputGradientStride: outputGradientStride)
+                for (row, value) in values.enumerated() { routeWeightGradients![rowSequences[row]][k] += Double(value) }
             }
         }
         for (k, group) in groups.enumerated() where !group.rows.isEmpty {

@@ -34,4 +34,23 @@ public final class LoRAModule: @unchecked Sendable {
         let bound = 1 / Float(inFeatures).squareRoot()
         for i in 0..<a.count { a.pointer[i] = (generator.nextUnitFloat() * 2 - 1) * bound }
     }
+
+    /// `dL/dw` for each of `rows` when this module's delta is scaled by a weight `w` per row:
+    /// `s·⟨X Aᵀ, dY B⟩` row by row, from the projection's input `X[N, in]` and output gradient
+    /// `dY[N, out]` (rows gathered, two small GEMMs). Routers differentiate through it.
+    public func weightGradients(rows: [Int], input: UnsafePointer<Float>, inputStride: Int,
+                                outputGradient: UnsafePointer<Float>, outputGradientStride: Int) -> [Float] {
+        guard !rows.isEmpty else { return [] }
+        let m = rows.count, r = rank
+        let x = Tensor(uninitialized: [m, inFeatures]), dy = Tensor(uninitialized: [m, outFeatures])
+        for (i, row) in rows.enumerated() {
+            (x.pointer + i * inFeatures).update(from: input + row * inputStride, count: inFeatures)
+            (dy.pointer + i * outFeatures).update(from: outputGradient + row * outputGradientStride, count: outFeatures)
+        }
+        let t = Tensor(uninitialized: [m, r]), u = Tensor(uninitialized: [m, r])
+        BLAS.linear(x.pointer, rows: m, inFeatures: inFeatures, weight: a.pointer, outFeatures: r, into: t.pointer)
+        BLAS.gemm(transposeA: false, transposeB: false, m: m, n: r, k: outFeatures, a: dy.pointer, lda: outFeatures,
+                  b: b.pointer, ldb: r, c: u.pointer, ldc: r)
+        return (0..<m).map { i in scale * Kernels.dot(t.pointer + i * r, u.pointer + i * r, count: r) }
+    }
 }

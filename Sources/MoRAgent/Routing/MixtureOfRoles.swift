@@ -342,19 +342,10 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
         // g[row][global lora] for the LoRAs each row used.
         var g = Array(repeating: [Int: Float](), count: rows)
         for l in Set(weights.flatMap { $0.map(\.expert) }).sorted() {
-            let m = mor.loras.experts[l].modules[key]!, r = m.rank
             let users = (0..<rows).filter { row in weights[row].contains { $0.expert == l } }
-            // Gathered rows: T = X Aᵀ, U = dY B, g = s·rowwise⟨T, U⟩ (two GEMMs per LoRA).
-            let x = Tensor(uninitialized: [users.count, m.inFeatures]), dy = Tensor(uninitialized: [users.count, m.outFeatures])
-            for (i, row) in users.enumerated() {
-                (x.pointer + i * m.inFeatures).update(from: input + row * inputStride, count: m.inFeatures)
-                (dy.pointer + i * m.outFeatures).update(from: outputGradient + row * outputGradientStride, count: m.outFeatures)
-            }
-            let t = Tensor(uninitialized: [users.count, r]), u = Tensor(uninitialized: [users.count, r])
-            BLAS.linear(x.pointer, rows: users.count, inFeatures: m.inFeatures, weight: m.a.pointer, outFeatures: r, into: t.pointer)
-            BLAS.gemm(transposeA: false, transposeB: false, m: users.count, n: r, k: m.outFeatures, a: dy.pointer, lda: m.outFeatures,
-                      b: m.b.pointer, ldb: r, c: u.pointer, ldc: r)
-            for (i, row) in users.enumerated() { g[row][l] = m.scale * Kernels.dot(t.pointer + i * r, u.pointer + i * r, count: r) }
+            let values = mor.loras.experts[l].modules[key]!.weightGradients(
+                rows: users, input: input, inputStride: inputStride, outputGradient: outputGradient, outputGradientStride: outputGradientStride)
+            for (row, value) in zip(users, values) { g[row][l] = value }
         }
         for role in AgentRole.allCases {
             let members = (0..<rows).filter { rowRoles[$0] == role }

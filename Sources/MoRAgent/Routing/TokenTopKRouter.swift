@@ -124,18 +124,9 @@ public final class TokenRoutedAdapter: TrainableAdapter {
         for (e, expert) in router.experts.experts.enumerated() {
             guard let m = expert.modules[key] else { continue }
             let users = (0..<rows).filter { row in choices[d][row].contains { $0.expert == e } }
-            guard !users.isEmpty else { continue }
-            let r = m.rank
-            let x = Tensor(uninitialized: [users.count, m.inFeatures]), dy = Tensor(uninitialized: [users.count, m.outFeatures])
-            for (i, row) in users.enumerated() {
-                (x.pointer + i * m.inFeatures).update(from: input + row * inputStride, count: m.inFeatures)
-                (dy.pointer + i * m.outFeatures).update(from: outputGradient + row * outputGradientStride, count: m.outFeatures)
-            }
-            let t = Tensor(uninitialized: [users.count, r]), u = Tensor(uninitialized: [users.count, r])
-            BLAS.linear(x.pointer, rows: users.count, inFeatures: m.inFeatures, weight: m.a.pointer, outFeatures: r, into: t.pointer)
-            BLAS.gemm(transposeA: false, transposeB: false, m: users.count, n: r, k: m.outFeatures, a: dy.pointer, lda: m.outFeatures,
-                      b: m.b.pointer, ldb: r, c: u.pointer, ldc: r)
-            for (i, row) in users.enumerated() { weightGradients[d][row][e] += m.scale * Kernels.dot(t.pointer + i * r, u.pointer + i * r, count: r) }
+            let values = m.weightGradients(rows: users, input: input, inputStride: inputStride,
+                                           outputGradient: outputGradient, outputGradientStride: outputGradientStride)
+            for (row, value) in zip(users, values) { weightGradients[d][row][e] += value }
         }
         guard kind == .q && (router.perLayer || layer == 0) else { return }
         let gate = router.gates[d], k = router.experts.count
