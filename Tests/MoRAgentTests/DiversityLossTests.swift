@@ -9,7 +9,7 @@ final class DiversityLossTests: XCTestCase {
     func experts(scale: Float) throws -> ExpertSet {
         let set = try ExpertSet(model: Self.config, count: 3, configuration: LoRAConfiguration(rank: 2, alpha: 4, targetModules: [.q, .v, .down]), seed: 2)
         var g = SeededGenerator(seed: 3)
-        for e in set.experts { for key in e.modules.keys.sorted() { let m = e.modules[key]!; for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * scale } } }
+        Fixtures.randomizeB(set.experts, generator: &g, scale: scale)
         return set
     }
 

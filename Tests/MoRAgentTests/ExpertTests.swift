@@ -10,7 +10,7 @@ final class ExpertTests: XCTestCase {
     func randomExperts(_ count: Int, configuration: LoRAConfiguration = LoRAConfiguration(rank: 4, alpha: 8, targetModules: Set(ProjectionKind.allCases))) throws -> ExpertSet {
         let set = try ExpertSet(model: Self.config, count: count, configuration: configuration, seed: 100)
         var g = SeededGenerator(seed: 77)
-        for e in set.experts { for key in e.modules.keys.sorted() { let m = e.modules[key]!; for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * 0.5 } } }
+        Fixtures.randomizeB(set.experts, generator: &g, scale: 0.5)
         return set
     }
 

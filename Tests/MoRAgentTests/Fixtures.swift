@@ -14,4 +14,23 @@ enum Fixtures {
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
+
+    /// Fills every B of `experts` (modules in sorted order) with uniform values in ±`scale`:
+    /// a fresh PEFT expert has B = 0 and changes nothing, so tests that need experts to matter use this.
+    static func randomizeB(_ experts: [LoRAExpert], generator g: inout SeededGenerator, scale: Float) {
+        for e in experts {
+            for key in e.modules.keys.sorted() {
+                let m = e.modules[key]!
+                for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * scale }
+            }
+        }
+    }
+
+    /// `k` rank-4 experts on q/v of `model` with random B (seeds 5 and 6), as the policy tests use.
+    static func policyExperts(_ k: Int, model: ModelConfig) throws -> ExpertSet {
+        let set = try ExpertSet(model: model, count: k, configuration: LoRAConfiguration(rank: 4, alpha: 8), seed: 5)
+        var g = SeededGenerator(seed: 6)
+        randomizeB(set.experts, generator: &g, scale: 0.5)
+        return set
+    }
 }

@@ -49,7 +49,7 @@ final class GradientTests: XCTestCase {
         let d = Decoder(weights: DecoderWeights.random(config: Self.config, seed: 2))
         let experts = try ExpertSet(model: Self.config, count: 2, configuration: LoRAConfiguration(rank: 3, alpha: 6, targetModules: Set(ProjectionKind.allCases)), seed: 3)
         var g = SeededGenerator(seed: 4)
-        for e in experts.experts { for key in e.modules.keys.sorted() { let m = e.modules[key]!; for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * 0.3 } } }
+        Fixtures.randomizeB(experts.experts, generator: &g, scale: 0.3)
         let adapter = try ExpertMixtureAdapter(experts: experts, routes: [.mixture([(0, 0.6), (1, 0.4)]), .expert(1)],
                                                tokenCounts: sequences.map(\.count))
         let grads = ExpertGradients(experts: experts)

@@ -14,7 +14,7 @@ final class MixtureOfRolesTrainingTests: XCTestCase {
         c.targetModules = [.q, .v, .o, .up, .down]
         let mor = try MixtureOfRoles(configuration: c, model: Self.config, seed: 9)
         var g = SeededGenerator(seed: 10)
-        for e in mor.loras.experts { for key in e.modules.keys.sorted() { let m = e.modules[key]!; for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * 0.5 } } }
+        Fixtures.randomizeB(mor.loras.experts, generator: &g, scale: 0.5)
         return mor
     }
 

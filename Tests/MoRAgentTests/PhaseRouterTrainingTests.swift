@@ -50,7 +50,7 @@ final class PhaseRouterTrainingTests: XCTestCase {
         let d = Self.engine.decoder
         let experts = try ExpertSet(model: d.config, count: 3, configuration: LoRAConfiguration(rank: 4, alpha: 8, targetModules: [.q, .v, .down]), seed: 4)
         var g = SeededGenerator(seed: 5)
-        for e in experts.experts { for key in e.modules.keys.sorted() { let m = e.modules[key]!; for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * 0.3 } } }
+        Fixtures.randomizeB(experts.experts, generator: &g, scale: 0.3)
         let sequences: [[Int32]] = [[23, 245, 73, 149, 182, 97], [484, 30, 88, 344]]
         let targets = try TokenCrossEntropy.nextTokenTargets(sequences)
         func loss(_ w: [Float]) throws -> Double {

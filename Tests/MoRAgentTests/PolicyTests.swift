@@ -5,12 +5,7 @@ import XCTest
 final class PolicyTests: XCTestCase {
     static let engine = try! Engine(folder: Fixtures.model("qwen2-tiny"))
 
-    func experts(_ k: Int) throws -> ExpertSet {
-        let set = try ExpertSet(model: Self.engine.decoder.config, count: k, configuration: LoRAConfiguration(rank: 4, alpha: 8), seed: 5)
-        var g = SeededGenerator(seed: 6)
-        for e in set.experts { for key in e.modules.keys.sorted() { let m = e.modules[key]!; for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * 0.5 } } }
-        return set
-    }
+    func experts(_ k: Int) throws -> ExpertSet { try Fixtures.policyExperts(k, model: Self.engine.decoder.config) }
 
     func testTemplateRendering() {
         let t = PromptTemplate(historyLength: 2)

@@ -36,7 +36,7 @@ final class TokenRouterTests: XCTestCase {
         let c = Self.decoder.config
         let set = try ExpertSet(model: c, count: 4, configuration: LoRAConfiguration(rank: 4, alpha: 8, targetModules: Set(ProjectionKind.allCases)), seed: 2)
         var g = SeededGenerator(seed: 8)
-        for e in set.experts { for key in e.modules.keys.sorted() { let m = e.modules[key]!; for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * 0.5 } } }
+        Fixtures.randomizeB(set.experts, generator: &g, scale: 0.5)
         let tokens: [[Int32]] = [[23, 245, 73, 149, 182, 97, 454, 12, 300], [484, 30, 88]]
         for perLayer in [true, false] {
             let router = try TokenTopKRouter(experts: set, topK: 2, perLayer: perLayer, seed: 1)
@@ -66,7 +66,7 @@ final class TokenRouterGradientTests: XCTestCase {
         let d = Decoder(weights: DecoderWeights.random(config: config, seed: 3))
         let set = try ExpertSet(model: config, count: 3, configuration: LoRAConfiguration(rank: 3, alpha: 6, targetModules: [.q, .v, .up, .down]), seed: 4)
         var g = SeededGenerator(seed: 5)
-        for e in set.experts { for key in e.modules.keys.sorted() { let m = e.modules[key]!; for i in 0..<m.b.count { m.b.pointer[i] = (g.nextUnitFloat() * 2 - 1) * 0.5 } } }
+        Fixtures.randomizeB(set.experts, generator: &g, scale: 0.5)
         let sequences: [[Int32]] = [[1, 5, 9, 2, 30, 7], [3, 33, 12, 4, 19]]
         let targets = try TokenCrossEntropy.nextTokenTargets(sequences)
         for perLayer in [true, false] {

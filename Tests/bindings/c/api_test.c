@@ -10,7 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "moragent.h"
+#include "check.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -20,31 +20,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int passed, failed;
-
-static void check(int ok, int line, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        fprintf(stderr, "FAIL (line %d): %s\n", line, what);
-    }
-}
-#define CHECK(condition) check((condition) != 0, __LINE__, #condition)
-
-/* A call must return `expected`; a failure must leave a message, a success must clear it. */
-static void expect_status(moragent_status got, moragent_status expected, int line, const char *call) {
-    const char *message = moragent_last_error();
-    int ok = got == expected && (expected == MORAGENT_OK ? message[0] == '\0' : message[0] != '\0');
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        fprintf(stderr, "FAIL (line %d): %s returned %d (%s), expected %d; message \"%s\"\n", line, call, (int)got,
-                moragent_status_string(got), (int)expected, message);
-    }
-}
-#define EXPECT(expected, call) expect_status((call), (expected), __LINE__, #call)
 
 /* ---- fixtures ------------------------------------------------------------------------------- */
 

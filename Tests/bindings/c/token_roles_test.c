@@ -12,7 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "moragent.h"
+#include "check.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -20,38 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-static void check(int ok, int line, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        fprintf(stderr, "FAIL (line %d): %s\n", line, what);
-    }
-}
-#define CHECK(condition) check((condition) != 0, __LINE__, #condition)
-
-static void expect_status(moragent_status got, moragent_status expected, int line, const char *call) {
-    const char *message = moragent_last_error();
-    int ok = got == expected && (expected == MORAGENT_OK ? message[0] == '\0' : message[0] != '\0');
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        fprintf(stderr, "FAIL (line %d): %s returned %d (%s), expected %d; message \"%s\"\n", line, call, (int)got,
-                moragent_status_string(got), (int)expected, message);
-    }
-}
-#define EXPECT(expected, call) expect_status((call), (expected), __LINE__, #call)
-#define MESSAGE_HAS(text) check(strstr(moragent_last_error(), (text)) != NULL, __LINE__, "message has " text)
-
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = (char *)malloc(n);
-    snprintf(path, n, "%s/%s", dir, name);
-    return path;
-}
 
 static moragent_policy *make_policy(const moragent_engine *engine, const moragent_experts *experts, moragent_router *router,
                                     const char *template_text) {
