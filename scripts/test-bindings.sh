@@ -5,6 +5,7 @@
 #           exports, ldd)
 #   Python  pytest Tests/bindings/python (fixture models, errors, handles, threads, experts,
 #           routers, plugins, policies, hypothesis)
+#   household  pytest Tests/household (the example environment and the demo's PNG plots)
 #   Lua     luajit Tests/bindings/lua/test.lua
 #   the three generate examples on the qwen2-tiny fixture (each runs, and all three print the same
 #   continuations), the three agent loops (each runs its two episodes and prints the routing
@@ -57,6 +58,17 @@ py_passed=0; py_failed=0
 if [ "$py_status" -ne 0 ] && [ "$py_failed" -eq 0 ]; then py_failed=1; fi
 passed=$((passed + py_passed)); failed=$((failed + py_failed))
 echo "python: $py_passed passed, $py_failed failed"
+
+echo "== household environment and plots"
+hh_out="$(PYTHONPATH="$root/examples/household" python3 -m pytest -q -p no:cacheprovider -p no:benchmark Tests/household 2>&1)"; hh_status=$?
+echo "$hh_out"
+summary="$(echo "$hh_out" | tail -n 1)"
+hh_passed=0; hh_failed=0
+[[ "$summary" =~ ([0-9]+)\ passed ]] && hh_passed=${BASH_REMATCH[1]}
+[[ "$summary" =~ ([0-9]+)\ failed ]] && hh_failed=${BASH_REMATCH[1]}
+if [ "$hh_status" -ne 0 ] && [ "$hh_failed" -eq 0 ]; then hh_failed=1; fi
+passed=$((passed + hh_passed)); failed=$((failed + hh_failed))
+echo "household: $hh_passed passed, $hh_failed failed"
 
 echo "== Lua"
 lua_out="$(luajit Tests/bindings/lua/test.lua 2>&1)"; echo "$lua_out"

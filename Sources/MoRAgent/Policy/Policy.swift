@@ -67,6 +67,9 @@ public struct StepRecord: Sendable {
 public struct EpisodeRecord: Sendable {
     /// The goal of the first step.
     public var goal: String
+    /// The group it belongs to (rollouts of one task instance; `beginEpisode`), by default its
+    /// own id.
+    public var group: Int
     /// Steps so far.
     public var steps: [StepRecord] = []
     /// Set by `endEpisode`.
@@ -100,6 +103,15 @@ public final class Policy {
     public let encoder: TextEncoder
     private(set) var episodes: [Int: EpisodeRecord] = [:]
     private var endedOrder: [Int] = []
+    /// Whether steps record what an update needs (`RolloutStep`). On by default; an inference-only
+    /// host may switch it off to save the memory.
+    public var recordsRollouts = true
+    /// The most steps the rollout record holds before `step` refuses more (memory stays bounded:
+    /// an update releases the steps it consumes).
+    public var rolloutCapacity = 1 << 16
+    private var rollouts: [Int: [RolloutStep]] = [:]
+    /// Steps recorded and not yet consumed by an update.
+    public private(set) var recordedStepCount = 0
 
     /// A policy over `engine` and `experts`, routed by `router` (whose expert count must match).
     public convenience init(engine: Engine, experts: ExpertSet, router: StepRouter, sampling: SamplingParameters? = nil,
@@ -141,16 +153,45 @@ public final class Policy {
     /// The record of `episode`, if the policy has seen it.
     public func episode(_ id: Int) -> EpisodeRecord? { episodes[id] }
 
+    /// Starts `episode` as a member of `group` (the rollouts of one task instance, which grouped
+    /// advantage estimators compare). An episode started by `step` alone is its own group.
+    public func beginEpisode(_ id: Int, group: Int) throws {
+        guard episodes[id] == nil else { throw MoRAgentError.invalidArgument("episode \(id) has already begun") }
+        episodes[id] = EpisodeRecord(goal: "", group: group)
+    }
+
     /// Routes, then generates the action for the next step of `episode` (created on first use).
     public func step(episode id: Int, observation: String, goal: String) throws -> StepResult {
         guard episodes[id]?.reward == nil else { throw MoRAgentError.invalidArgument("episode \(id) has ended") }
-        var record = episodes[id] ?? EpisodeRecord(goal: goal)
+        if recordsRollouts, recordedStepCount >= rolloutCapacity {
+            throw MoRAgentError.invalidArgument("the rollout record is full (\(rolloutCapacity) steps): run an update or raise the capacity")
+        }
+        var record = episodes[id] ?? EpisodeRecord(goal: goal, group: id)
+        if record.steps.isEmpty { record.goal = goal }
         let history = record.steps.map { (observation: $0.observation, action: $0.action) }
         let t0 = Policy.now()
         var decision: StepDecision?
+        var routerInputs: PhaseRouter.Inputs?, routerStep: Int?
         if case .step(let router, _) = routing {
-            decision = try router.decide(StepContext(episode: id, step: record.steps.count, observation: observation,
-                                                     goal: goal, history: history, encoder: encoder))
+            let context = StepContext(episode: id, step: record.steps.count, observation: observation, goal: goal, history: history, encoder: encoder)
+            // A phase router's inputs are kept for the update's straight-through gradient.
+            if recordsRollouts, let phase = router as? PhaseRouter {
+                let inputs = try phase.inputs(context)
+                decision = phase.decide(inputs)
+                (routerInputs, routerStep) = (inputs, record.steps.count)
+            } else if recordsRollouts, let trajectory = router as? TrajectoryRouter, let phase = trajectory.inner as? PhaseRouter {
+                if let kept = trajectory.decision(for: id) {
+                    decision = kept
+                    routerStep = rollouts[id]?.last(where: { $0.routerInputs != nil })?.step
+                } else {
+                    let inputs = try phase.inputs(context)
+                    decision = phase.decide(inputs)
+                    trajectory.keep(decision!, for: id)
+                    (routerInputs, routerStep) = (inputs, record.steps.count)
+                }
+            } else {
+                decision = try router.decide(context)
+            }
         }
         let t1 = Policy.now()
         let prompt = template.render(goal: goal, observation: observation, history: history)
@@ -187,6 +228,13 @@ public final class Policy {
         }
         let t2 = Policy.now()
         let (action, valid) = ActionExtractor.extract(generated.text)
+        if recordsRollouts {
+            rollouts[id, default: []].append(RolloutStep(
+                step: record.steps.count, observation: observation, promptIDs: promptIDs, actionIDs: generated.ids,
+                oldLogProbabilities: generated.logProbabilities, entropies: generated.entropies, actionValid: valid,
+                decision: decision!, routerInputs: routerInputs, routerStep: routerStep))
+            recordedStepCount += 1
+        }
         record.steps.append(StepRecord(observation: observation, action: action, decision: decision!))
         episodes[id] = record
         return StepResult(response: generated.text, action: action, actionValid: valid, promptIDs: promptIDs, ids: generated.ids,
@@ -218,7 +266,7 @@ public final class Policy {
     /// Closes `episode` with its return and outcome; it can take no more steps.
     public func endEpisode(_ id: Int, reward: Double, success: Bool) throws {
         guard reward.isFinite else { throw MoRAgentError.invalidArgument("reward \(reward) is not finite") }
-        guard var record = episodes[id] else { throw MoRAgentError.invalidArgument("episode \(id) has taken no step") }
+        guard var record = episodes[id], !record.steps.isEmpty else { throw MoRAgentError.invalidArgument("episode \(id) has taken no step") }
         guard record.reward == nil else { throw MoRAgentError.invalidArgument("episode \(id) has already ended") }
         record.reward = reward
         record.success = success
@@ -241,10 +289,24 @@ public final class Policy {
         }.joined(separator: "\n")
     }
 
-    /// Forgets every ended episode (after an update has consumed them).
+    /// Forgets every ended episode and its recorded steps (what an update does after consuming
+    /// them).
     public func clearEndedEpisodes() {
-        for id in endedOrder { episodes[id] = nil }
+        for id in endedOrder {
+            episodes[id] = nil
+            recordedStepCount -= rollouts.removeValue(forKey: id)?.count ?? 0
+        }
         endedOrder.removeAll()
+    }
+
+    /// The recorded steps of every ended episode, in the order they ended (episodes that
+    /// recorded no step are left out). Nothing is removed: `clearEndedEpisodes` does that once
+    /// an update has succeeded, so a rejected update loses nothing.
+    public func endedRollouts() -> [RolloutEpisode] {
+        endedOrder.compactMap { id in
+            guard let r = episodes[id], let steps = rollouts[id], !steps.isEmpty else { return nil }
+            return RolloutEpisode(episode: id, group: r.group, reward: r.reward ?? 0, success: r.success ?? false, steps: steps)
+        }
     }
 
     static func now() -> Double {

@@ -155,8 +155,11 @@ public final class PhaseRouter: StepRouter {
         return p
     }
 
-    public func decide(_ context: StepContext) throws -> StepDecision {
-        let p = probabilities(logits(try inputs(context)))
+    public func decide(_ context: StepContext) throws -> StepDecision { decide(try inputs(context)) }
+
+    /// The decision for already gathered `inputs`: `k* = argmax p` (ties: the lower id).
+    public func decide(_ inputs: Inputs) -> StepDecision {
+        let p = probabilities(logits(inputs))
         return StepDecision(route: .expert(p.indices.max { p[$0] < p[$1] || (p[$0] == p[$1] && $0 > $1) }!), probabilities: p)
     }
 

@@ -139,5 +139,12 @@ public final class TrajectoryRouter: StepRouter {
         inner.endEpisode(episode)
     }
 
+    /// The decision kept for `episode`, if its first step has been routed.
+    func decision(for episode: Int) -> StepDecision? { chosen[episode] }
+
+    /// Keeps `decision` for `episode` (a policy that ran the inner phase router itself, to
+    /// record its inputs, hands the result back here).
+    func keep(_ decision: StepDecision, for episode: Int) { chosen[episode] = decision }
+
     public func validate(for model: ModelConfig) throws { try inner.validate(for: model) }
 }

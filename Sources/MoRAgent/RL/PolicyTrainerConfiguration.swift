@@ -1,0 +1,90 @@
+/// How a `PolicyTrainer` turns recorded rollouts into parameter updates (DESIGN.md §4-§6).
+/// Defaults follow verl-agent's ALFWorld GiGPO run and PA-MoE's loss weights:
+/// `L = L_RL + 0.01·L_div + 0.001·L_bal + 1.0·L_switch` with `λ_s = 0.05`.
+public struct PolicyTrainerConfiguration {
+    /// The advantage estimator.
+    public enum Estimator {
+        /// Group-normalised episode return.
+        case grpo(GRPOAdvantage)
+        /// Leave-one-out baseline within the group.
+        case rloo(RLOOAdvantage)
+        /// Episode-level group advantage plus step-level advantage over anchor states.
+        case gigpo(GiGPOAdvantage)
+        /// GAE with a value head on the base's pooled prompt state; advantages whitened over
+        /// the batch as verl does.
+        case ppo(GAEAdvantage)
+
+        /// Its name in statistics and manifests.
+        public var name: String {
+            switch self {
+            case .grpo: return "grpo"
+            case .rloo: return "rloo"
+            case .gigpo: return "gigpo"
+            case .ppo: return "ppo"
+            }
+        }
+
+        /// Whether it compares the rollouts of a group (and so needs at least two per group).
+        var isGrouped: Bool { if case .ppo = self { return false }; return true }
+    }
+
+    /// The estimator (GiGPO by default).
+    public var estimator: Estimator = .gigpo(GiGPOAdvantage())
+    /// The clipped surrogate (ε 0.2, dual clip 3, token mean) and its optional KL to the base.
+    public var loss = ClippedPolicyLoss()
+    /// AdamW over the experts, the router and the value head.
+    public var optimizer: AdamW.Configuration = {
+        var c = AdamW.Configuration()
+        c.learningRate = 1e-4
+        c.weightDecay = 0
+        return c
+    }()
+    /// Learning-rate schedule over updates.
+    public var schedule = LearningRateSchedule()
+    /// Clip the global gradient norm to this (verl's 1.0).
+    public var maxGradientNorm: Float = 1
+    /// Train the phase router (straight-through) and token-router gates; off keeps them frozen.
+    public var trainRouter = true
+    /// PA-MoE's balance coefficient (0.001).
+    public var balanceCoefficient: Float = 0.001
+    /// Coefficient of the switching term (1.0); `switchLambda` is `λ_s` inside it.
+    public var switchCoefficient: Float = 1
+    /// `λ_s` (0.05).
+    public var switchLambda: Float = 0.05
+    /// Diversity-loss coefficient (0.01); 0 switches it off.
+    public var diversityCoefficient: Float = 0.01
+    /// Run the diversity loss every this many updates (100).
+    public var diversityInterval = 100
+    /// States drawn for it (64).
+    public var diversitySamples = 64
+    /// Samples kept per expert (1,000).
+    public var diversityBufferCapacity = 1000
+    /// Its hinge margin `τ_div` (0.1).
+    public var diversityMargin = 0.1
+    /// Optimiser steps per update: the batch's steps are split into this many mini-batches.
+    public var miniBatches = 1
+    /// Passes over the batch per update.
+    public var epochs = 1
+    /// Steps per forward/backward pass; gradients accumulate over the passes of a mini-batch, so
+    /// this bounds activation memory without changing the result beyond float rounding.
+    public var chunkSteps = 32
+    /// Seeds the draws of the diversity states.
+    public var seed: UInt64 = 0
+
+    /// The defaults above.
+    public init() {}
+
+    /// Throws on out-of-range settings.
+    public func validate() throws {
+        func check(_ ok: Bool, _ what: String) throws { if !ok { throw MoRAgentError.invalidArgument("trainer setting \(what) is out of range") } }
+        try check(maxGradientNorm > 0 && maxGradientNorm.isFinite, "max_grad_norm")
+        for (v, n) in [(balanceCoefficient, "balance_coefficient"), (switchCoefficient, "switch_coefficient"),
+                       (switchLambda, "switch_lambda"), (diversityCoefficient, "diversity_coefficient")] {
+            try check(v >= 0 && v.isFinite, n)
+        }
+        try check(diversityInterval >= 1 && diversitySamples >= 1 && diversityBufferCapacity >= 1, "diversity_interval/samples/buffer")
+        try check(diversityMargin >= 0 && diversityMargin.isFinite, "diversity_margin")
+        try check(miniBatches >= 1 && epochs >= 1 && chunkSteps >= 1, "mini_batches/epochs/chunk_steps")
+        try check(schedule.warmupSteps >= 0 && schedule.totalSteps >= 1, "schedule")
+    }
+}
