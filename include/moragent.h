@@ -77,9 +77,9 @@ extern "C" {
  * moragent_router_roles_save, moragent_router_roles_load), usable by moragent_policy_create;
  * the step result accessors moragent_step_result_roles and moragent_step_result_token_experts. */
 #define MORAGENT_VERSION_MAJOR 0
-#define MORAGENT_VERSION_MINOR 3
+#define MORAGENT_VERSION_MINOR 4
 #define MORAGENT_VERSION_PATCH 0
-#define MORAGENT_VERSION "0.3.0"
+#define MORAGENT_VERSION "0.4.0"
 /* MAJOR * 1000000 + MINOR * 1000 + PATCH, so versions compare as integers (0.3.0 -> 3000). */
 #define MORAGENT_VERSION_NUMBER \
     (MORAGENT_VERSION_MAJOR * 1000000 + MORAGENT_VERSION_MINOR * 1000 + MORAGENT_VERSION_PATCH)
@@ -966,6 +966,188 @@ MORAGENT_API moragent_status moragent_step_result_roles(const moragent_step_resu
 MORAGENT_API moragent_status moragent_step_result_token_experts(const moragent_step_result *result,
                                                                 const int32_t **out_experts, size_t *out_count,
                                                                 size_t *out_per_token);
+
+/* ---- Reinforcement learning (0.4) -------------------------------------------------------
+ * A policy records what an update needs at every step (prompt and response token ids, their
+ * log-probabilities at sampling time, the route, the router's distribution and, for a phase
+ * router, the router's inputs). A trainer bound to the policy turns the ended episodes into one
+ * update (advantages -> clipped surrogate + PA-MoE's routing terms -> backward -> AdamW) and
+ * then releases them, so memory stays bounded by the steps taken between updates. */
+
+/* (0.4) Starts `episode` as one rollout of `group` (the rollouts of one task instance, n per
+ * group, default 8 in PA-MoE: GRPO, RLOO and GiGPO compare the episodes of a group). An episode
+ * that starts with moragent_policy_step instead is a group of its own.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (the
+ * episode has already begun); MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_policy_begin_episode(moragent_policy *policy, int64_t episode, int64_t group);
+
+/* (0.4) The number of steps recorded and not yet consumed by an update.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT
+ * (`out_steps` NULL); MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_policy_recorded_steps(const moragent_policy *policy, size_t *out_steps);
+
+/* (0.4) A trainer: the optimiser state and settings of the RL updates of one policy. */
+typedef struct moragent_trainer moragent_trainer;
+
+/* (0.4) The advantage estimators (DESIGN.md §6). */
+typedef enum moragent_advantage {
+    MORAGENT_ADVANTAGE_GRPO = 0,  /* group-normalised episode return */
+    MORAGENT_ADVANTAGE_RLOO = 1,  /* leave-one-out baseline within the group */
+    MORAGENT_ADVANTAGE_GIGPO = 2, /* GiGPO: episode- plus step-level (anchor state) advantage */
+    MORAGENT_ADVANTAGE_PPO = 3    /* GAE over a value head on the base's pooled prompt state */
+} moragent_advantage;
+
+/* (0.4) How a trainer updates. Fill it with moragent_trainer_params_default, then change
+ * fields. Pointers in it are read during moragent_trainer_create only. */
+typedef struct moragent_trainer_params {
+    /* sizeof(moragent_trainer_params), set by the caller. */
+    size_t struct_size;
+    /* A moragent_advantage. Default MORAGENT_ADVANTAGE_GIGPO. */
+    int32_t advantage;
+    /* GRPO and GiGPO: non-zero divides by the group's (unbiased) standard deviation, 0 only
+     * subtracts the mean. Default 1. */
+    int32_t normalize_by_std;
+    /* Non-zero: group statistics over trajectories (GiGPO paper's Eq. 3); 0: over every step
+     * row (verl-agent's default). Default 0. */
+    int32_t per_trajectory_statistics;
+    /* Discount of GiGPO's step returns and of GAE. Default 0.95. */
+    double gamma;
+    /* GAE's lambda. Default 0.95. */
+    double gae_lambda;
+    /* Weight of GiGPO's step-level advantage. Default 1. */
+    double step_weight;
+    /* GiGPO anchor states: 0 groups identical observations only; a value in (0, 1] also groups
+     * observations whose similarity ratio reaches it (e.g. 0.95). Default 0. */
+    double similarity_threshold;
+    /* Subtracted from the score of a step whose response held no <action>...</action>.
+     * Default 0.1. */
+    double invalid_action_penalty;
+    /* AdamW: peak learning rate (1e-4), decoupled weight decay (0), global-norm clip (1). */
+    float learning_rate;
+    float weight_decay;
+    float max_grad_norm;
+    /* Learning-rate schedule over updates: linear warm-up over `warmup_updates` (0), then
+     * constant when `total_updates` is 0 (default), else decay to 0 at `total_updates`, cosine
+     * when `cosine` is non-zero (default 1), linear otherwise. */
+    int32_t warmup_updates;
+    int32_t total_updates;
+    int32_t cosine;
+    /* Clipped surrogate: ratio clip range [1 - clip_low, 1 + clip_high] (0.2, 0.2), dual clip
+     * constant for negative advantages (3; 0 switches it off). */
+    float clip_low;
+    float clip_high;
+    float dual_clip;
+    /* Non-zero: mean over responses of per-response token means; 0: token mean over the batch
+     * (verl's default). Default 0. */
+    int32_t sequence_mean;
+    /* Coefficient of the k3 KL to the base model (the policy with its LoRA switched off).
+     * Default 0 (no reference forward). */
+    float kl_coefficient;
+    /* Non-zero trains the router (a phase router, also inside a trajectory router, by the
+     * straight-through estimator; a token router's gates). Default 1. */
+    int32_t train_router;
+    /* PA-MoE's routing terms: balance (0.001), switching (1, with lambda_s 0.05 inside). */
+    float balance_coefficient;
+    float switch_coefficient;
+    float switch_lambda;
+    /* PA-MoE's diversity term: coefficient (0.01; 0 switches it off), every `diversity_interval`
+     * updates (100), over `diversity_samples` states (64) drawn from per-expert buffers of the
+     * last `diversity_buffer` (1000) pairs, hinge margin (0.1). */
+    float diversity_coefficient;
+    int32_t diversity_interval;
+    int32_t diversity_samples;
+    int32_t diversity_buffer;
+    float diversity_margin;
+    /* Optimiser steps per update (the batch split in order; 1) and passes over it (1). */
+    int32_t mini_batches;
+    int32_t epochs;
+    /* Steps per forward/backward pass: bounds activation memory (32). */
+    int32_t chunk_steps;
+    /* Seeds the trainer's own draws (the diversity states). Default 0. */
+    uint64_t seed;
+    /* A file each update's statistics are appended to as one JSON line; NULL for none
+     * (default). */
+    const char *metrics_path;
+    /* The most steps the policy records before moragent_policy_step refuses more (65536). */
+    size_t rollout_capacity;
+} moragent_trainer_params;
+
+/* (0.4) Fills `params` with the defaults documented on each field; struct_size is kept.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_ARGUMENT (`params` NULL, struct_size wrong).
+ * Any thread. */
+MORAGENT_API moragent_status moragent_trainer_params_default(moragent_trainer_params *params);
+
+/* (0.4) Creates a trainer for `policy` (step or token routing; Mixture-of-Roles policies are
+ * trained supervised). The trainer keeps its own reference to the policy; the caller may free
+ * the policy handle, but every call on either is then serialised through the policy (one at a
+ * time, MORAGENT_ERROR_BUSY otherwise). It trains the experts the policy holds, which are the
+ * same experts as those of the moragent_experts handle the policy was made from: saving that
+ * handle with moragent_experts_save_peft exports the trained experts.
+ * `params`: read during the call; NULL means the defaults.
+ * `out_trainer`: receives the trainer (caller-owned, moragent_trainer_free); NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT
+ * (`out_trainer` NULL, struct_size wrong, a value out of range, a Mixture-of-Roles policy,
+ * `metrics_path` not UTF-8); MORAGENT_ERROR_BUSY. Any thread. */
+MORAGENT_API moragent_status moragent_trainer_create(moragent_policy *policy, const moragent_trainer_params *params,
+                                                     moragent_trainer **out_trainer);
+
+/* (0.4) Frees a trainer (not its policy). NULL is a no-op.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE (nothing is freed). Any thread, once no
+ * other call on the trainer is running. */
+MORAGENT_API moragent_status moragent_trainer_free(moragent_trainer *trainer);
+
+/* (0.4) One update from every ended episode the policy recorded since the last update, then
+ * releases them (their trace too: read moragent_policy_trace_jsonl before). The statistics are
+ * kept for moragent_trainer_last_stats and appended to the metrics file when one was given.
+ * `progress`, `user`: optional; called after every forward/backward pass with (passes done,
+ * passes total); returning non-zero aborts with MORAGENT_ERROR_ABORTED.
+ * A refused update changes no parameter and keeps the episodes (with several mini-batches, an
+ * abort after the first optimiser step keeps the steps taken).
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_ABORTED;
+ * MORAGENT_ERROR_INVALID_ARGUMENT (no ended episode, a group with one episode for GRPO, RLOO or
+ * GiGPO, a non-finite advantage or gradient); MORAGENT_ERROR_IO (the metrics file);
+ * MORAGENT_ERROR_BUSY. The thread that owns the policy. */
+MORAGENT_API moragent_status moragent_trainer_update(moragent_trainer *trainer, moragent_progress_fn progress, void *user);
+
+/* (0.4) The last update's statistics as one JSON object ("{}" before the first update):
+ * update, episodes, steps, tokens, success_rate, mean_return, mean_length,
+ * switches_per_episode, expert_utilisation (hard share of steps per expert),
+ * expert_probability (mean router probability per expert), expert_entropy_bits (mean sampling
+ * entropy of each expert's action tokens, null for an unused expert), loss, policy_loss,
+ * balance_loss, switch_loss, diversity_loss, value_loss, reference_kl, approx_kl,
+ * clip_fraction, entropy, grad_norm, advantage_mean, advantage_std, temperature (the phase
+ * router's during the rollouts, 0 without one), learning_rate, seconds.
+ * Buffer convention as moragent_policy_trace_jsonl.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_BUFFER_TOO_SMALL; MORAGENT_ERROR_INVALID_HANDLE;
+ * MORAGENT_ERROR_INVALID_ARGUMENT; MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_trainer_last_stats(const moragent_trainer *trainer, char *buffer, size_t capacity,
+                                                         size_t *out_length);
+
+/* (0.4) Saves the trainer's whole state as a policy bundle folder at `path` (DESIGN.md §8):
+ * manifest.json (format version, counters, RNG state), experts.safetensors, router.safetensors
+ * (a phase router), trainer.safetensors (optimiser moments, token-router gates, value head),
+ * samples.json (the diversity buffers). Written to a staging folder, fsynced, then swapped in
+ * atomically: a crash at any moment leaves the previous bundle whole at `path`. One writer per
+ * path at a time.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (`path`
+ * NULL or not UTF-8); MORAGENT_ERROR_IO; MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_trainer_save(moragent_trainer *trainer, const char *path);
+
+/* (0.4) Restores a bundle written by moragent_trainer_save into `trainer`, its policy's experts
+ * and router. The trainer must have been created with the same settings over a policy of the
+ * same shapes; then the next update equals the one the saved trainer would have made (given
+ * the same episodes). Everything is checked before anything changes.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT;
+ * MORAGENT_ERROR_IO (missing file); MORAGENT_ERROR_MALFORMED_FILE (a file that is not what it
+ * should be, or saved for other experts, router or estimator; the message names it);
+ * MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_trainer_load(moragent_trainer *trainer, const char *path);
+
+/* (0.4) Writes expert `expert` of the trainer's policy as a PEFT adapter folder (atomically per
+ * file), loadable by PEFT and by moragent_experts_load_peft.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (`expert`
+ * out of range, `folder` NULL or not UTF-8); MORAGENT_ERROR_IO; MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_trainer_export_expert(moragent_trainer *trainer, size_t expert, const char *folder);
 
 #ifdef __cplusplus
 }

@@ -1,1 +1,1 @@
-public let moragentVersionString = "0.3.0"
+public let moragentVersionString = "0.4.0"

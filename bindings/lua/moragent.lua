@@ -228,8 +228,8 @@ char *getenv(const char *name);
 
 local M = {}
 
-M.VERSION_MAJOR, M.VERSION_MINOR, M.VERSION_PATCH = 0, 3, 0
-M.VERSION = "0.3.0"
+M.VERSION_MAJOR, M.VERSION_MINOR, M.VERSION_PATCH = 0, 4, 0
+M.VERSION = "0.4.0"
 
 -- The OpenBLAS kernel family this CPU should run, from its /proc/cpuinfo flags, or nil.
 -- Why: Debian's OpenBLAS 0.3.21 takes CPUs newer than itself for old ones and runs its generic

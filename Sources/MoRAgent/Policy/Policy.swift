@@ -174,23 +174,17 @@ public final class Policy {
         var routerInputs: PhaseRouter.Inputs?, routerStep: Int?
         if case .step(let router, _) = routing {
             let context = StepContext(episode: id, step: record.steps.count, observation: observation, goal: goal, history: history, encoder: encoder)
-            // A phase router's inputs are kept for the update's straight-through gradient.
-            if recordsRollouts, let phase = router as? PhaseRouter {
-                let inputs = try phase.inputs(context)
-                decision = phase.decide(inputs)
-                (routerInputs, routerStep) = (inputs, record.steps.count)
-            } else if recordsRollouts, let trajectory = router as? TrajectoryRouter, let phase = trajectory.inner as? PhaseRouter {
-                if let kept = trajectory.decision(for: id) {
-                    decision = kept
-                    routerStep = rollouts[id]?.last(where: { $0.routerInputs != nil })?.step
-                } else {
-                    let inputs = try phase.inputs(context)
-                    decision = phase.decide(inputs)
-                    trajectory.keep(decision!, for: id)
-                    (routerInputs, routerStep) = (inputs, record.steps.count)
+            decision = try router.decide(context)
+            // A phase router's inputs are kept for the update's straight-through gradient (they
+            // are cached encodings, so gathering them again is cheap). A trajectory router
+            // decides at step 0 and keeps that decision for the episode.
+            if recordsRollouts {
+                if let phase = router.unwrapped as? PhaseRouter {
+                    (routerInputs, routerStep) = (try phase.inputs(context), record.steps.count)
+                } else if let trajectory = router.unwrapped as? TrajectoryRouter, let phase = trajectory.inner.unwrapped as? PhaseRouter {
+                    routerStep = 0
+                    if record.steps.isEmpty { routerInputs = try phase.inputs(context) }
                 }
-            } else {
-                decision = try router.decide(context)
             }
         }
         let t1 = Policy.now()

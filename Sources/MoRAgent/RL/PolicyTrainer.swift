@@ -46,8 +46,8 @@ public final class PolicyTrainer {
         var token: TokenTopKRouter?
         switch policy.routing {
         case .step(let router, _):
-            if let p = router as? PhaseRouter { phase = p }
-            if let t = router as? TrajectoryRouter, let p = t.inner as? PhaseRouter { phase = p }
+            if let p = router.unwrapped as? PhaseRouter { phase = p }
+            if let t = router.unwrapped as? TrajectoryRouter, let p = t.inner.unwrapped as? PhaseRouter { phase = p }
         case .tokens(let router): token = router
         case .roles:
             throw MoRAgentError.invalidArgument("RL updates train step- and token-routed policies; train Mixture-of-Roles policies with the SFT trainer")

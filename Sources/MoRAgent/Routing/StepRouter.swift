@@ -55,9 +55,22 @@ public protocol StepRouter: AnyObject {
     /// Throws unless the router can read the encodings of a model of `model` (a policy checks
     /// this once, so a mismatched router fails at creation instead of reading out of bounds).
     func validate(for model: ModelConfig) throws
+    /// The router this one forwards every call to, if it only wraps one (adding a lock, say):
+    /// trainers look through it to reach a phase router's parameters.
+    var wrappedRouter: StepRouter? { get }
 }
 
 extension StepRouter {
+    /// Not a wrapper by default.
+    public var wrappedRouter: StepRouter? { nil }
+
+    /// The router at the end of the `wrappedRouter` chain.
+    public var unwrapped: StepRouter {
+        var r: StepRouter = self
+        while let inner = r.wrappedRouter { r = inner }
+        return r
+    }
+
     /// Nothing to forget by default.
     public func endEpisode(_ episode: Int) {}
     /// Routers that read no encodings fit any model.
@@ -138,13 +151,6 @@ public final class TrajectoryRouter: StepRouter {
         chosen[episode] = nil
         inner.endEpisode(episode)
     }
-
-    /// The decision kept for `episode`, if its first step has been routed.
-    func decision(for episode: Int) -> StepDecision? { chosen[episode] }
-
-    /// Keeps `decision` for `episode` (a policy that ran the inner phase router itself, to
-    /// record its inputs, hands the result back here).
-    func keep(_ decision: StepDecision, for episode: Int) { chosen[episode] = decision }
 
     public func validate(for model: ModelConfig) throws { try inner.validate(for: model) }
 }

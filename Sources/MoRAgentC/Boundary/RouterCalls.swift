@@ -14,6 +14,8 @@ final class SerializedRouter: StepRouter {
 
     var expertCount: Int { base.expertCount }
 
+    var wrappedRouter: StepRouter? { base }
+
     func decide(_ context: StepContext) throws -> StepDecision {
         try lock.withLock { try base.decide(context) }
     }

@@ -68,7 +68,7 @@ local engine = moragent.load(qwen2)
 
 test("version", function()
   expect(moragent.version() == moragent.VERSION)
-  expect(lib.moragent_version_number() == 3000)
+  expect(lib.moragent_version_number() == 4000)
 end)
 
 test("openblas core type from cpu flags", function()

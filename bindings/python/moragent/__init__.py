@@ -36,16 +36,16 @@ from ._errors import invalid_argument
 from ._errors import (AbortedError, BufferTooSmallError, BusyError, CallbackError, InternalError, InvalidArgumentError,
                       InvalidHandleError, MalformedFileError, ModelIOError, MoRAgentError, UnsupportedError,
                       invalid_argument, check)
-from ._handles import (SIZE_MAX, EngineHandle, ExpertsHandle, PolicyHandle, RouterHandle, c_string,
+from ._handles import (SIZE_MAX, EngineHandle, ExpertsHandle, PolicyHandle, RouterHandle, TrainerHandle, c_string,
                        checked_int, generation_params)
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "Engine", "EngineInfo", "Generation", "library_version", "set_log_callback",
     "ExpertSet", "Router", "FixedRouter", "PhaseRouter", "TrajectoryRouter", "CallbackRouter", "StepFeatures",
     "TokenRouter", "RolesRouter", "ROLES",
-    "load_plugin", "Policy", "StepResult",
+    "load_plugin", "Policy", "StepResult", "Trainer", "ADVANTAGES",
     "MoRAgentError", "InvalidArgumentError", "InvalidHandleError", "ModelIOError", "MalformedFileError",
     "UnsupportedError", "BufferTooSmallError", "AbortedError", "InternalError", "CallbackError", "BusyError",
 ]
@@ -456,3 +456,70 @@ class Policy(_Owner):
     def clear_ended(self) -> None:
         """Forgets the ended episodes (their numbers may be used again)."""
         self._handle.clear_ended()
+
+    def begin_episode(self, episode: int, group: int) -> None:
+        """Starts `episode` as one rollout of `group` (the rollouts of one task instance, which
+        GRPO, RLOO and GiGPO compare). An episode started by ``step`` alone is its own group."""
+        self._handle.begin_episode(episode, group)
+
+    @property
+    def recorded_steps(self) -> int:
+        """Steps recorded for the next update and not yet consumed."""
+        return self._handle.recorded_steps()
+
+
+ADVANTAGES = {"grpo": _lib.MORAGENT_ADVANTAGE_GRPO, "rloo": _lib.MORAGENT_ADVANTAGE_RLOO,
+              "gigpo": _lib.MORAGENT_ADVANTAGE_GIGPO, "ppo": _lib.MORAGENT_ADVANTAGE_PPO}
+
+
+class Trainer(_Owner):
+    """RL updates of a policy from the episodes it recorded (``moragent_trainer``).
+
+    ``advantage`` is one of ``ADVANTAGES`` ("gigpo" by default); every other keyword is a field
+    of ``moragent_trainer_params`` (see the header for meanings and defaults), e.g.
+    ``learning_rate=1e-4, diversity_interval=100, metrics_path="metrics.jsonl"``.
+    ``update()`` learns from every ended episode, releases them and returns the statistics.
+    Calls are serialised with the policy's (BusyError on overlap)."""
+
+    def __init__(self, policy: Policy, *, advantage: str = "gigpo", metrics_path: Optional[str] = None, **settings: Any):
+        params = _lib.moragent_trainer_params(struct_size=ctypes.sizeof(_lib.moragent_trainer_params))
+        check(_lib.moragent_trainer_params_default(ctypes.byref(params)))
+        if advantage not in ADVANTAGES:
+            raise invalid_argument(f"advantage must be one of {sorted(ADVANTAGES)}, got {advantage!r}")
+        params.advantage = ADVANTAGES[advantage]
+        fields = {name for name, _ in _lib.moragent_trainer_params._fields_} - {"struct_size", "advantage", "metrics_path"}
+        for name, value in settings.items():
+            if name not in fields:
+                raise invalid_argument(f"unknown trainer setting {name!r}; known: {sorted(fields)}")
+            if isinstance(value, bool):
+                value = int(value)
+            try:
+                setattr(params, name, value)
+            except TypeError as error:
+                raise invalid_argument(f"trainer setting {name}: {error}") from None
+        if metrics_path is not None:
+            params.metrics_path = c_string(os.fsencode(metrics_path), "metrics_path")
+        self._handle = TrainerHandle.create(policy._handle, params)
+        self.policy = policy
+
+    def update(self, progress: Optional[Callable[[int, int], object]] = None) -> Dict[str, Any]:
+        """One update from the policy's ended episodes; returns its statistics. ``progress(done,
+        total)`` is called after every forward/backward pass; a true return aborts."""
+        self._handle.update(progress)
+        return self.last_stats()
+
+    def last_stats(self) -> Dict[str, Any]:
+        """The last update's statistics ({} before the first)."""
+        return json.loads(self._handle.last_stats().decode("utf-8"))
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Saves the whole training state as a policy bundle folder (atomically)."""
+        self._handle.save(os.fsencode(path))
+
+    def load(self, path: Union[str, os.PathLike]) -> None:
+        """Restores a bundle saved by a trainer with the same settings over the same shapes."""
+        self._handle.load(os.fsencode(path))
+
+    def export_expert(self, expert: int, folder: Union[str, os.PathLike]) -> None:
+        """Writes one expert as a PEFT adapter folder."""
+        self._handle.export_expert(expert, os.fsencode(folder))

@@ -460,3 +460,64 @@ class PolicyHandle(OwnedHandle):
 
     def clear_ended(self) -> None:
         check(_lib.moragent_policy_clear_ended(self.address))
+
+    def begin_episode(self, episode: int, group: int) -> None:
+        check(_lib.moragent_policy_begin_episode(self.address, checked_int(episode, "episode", INT64_MAX, INT64_MIN),
+                                                 checked_int(group, "group", INT64_MAX, INT64_MIN)))
+
+    def recorded_steps(self) -> int:
+        count = c_size_t()
+        check(_lib.moragent_policy_recorded_steps(self.address, byref(count)))
+        return count.value
+
+
+class TrainerHandle(OwnedHandle):
+    """An owned ``moragent_trainer *``; ``policy`` is kept so the policy outlives the trainer."""
+
+    _free = staticmethod(_lib.moragent_trainer_free)
+
+    def __init__(self, address: int, policy: PolicyHandle):
+        super().__init__(address)
+        self.policy = policy
+
+    @classmethod
+    def create(cls, policy: PolicyHandle, params: _lib.moragent_trainer_params) -> "TrainerHandle":
+        out = c_void_p()
+        check(_lib.moragent_trainer_create(policy.address, byref(params), byref(out)))
+        return cls(out.value, policy)
+
+    def update(self, progress: Optional[Callable[[int, int], object]] = None) -> None:
+        """Runs ``moragent_trainer_update``; ``progress(done, total)`` as for ``generate``."""
+        raised: List[BaseException] = []
+        callback = _lib.moragent_progress_fn()  # NULL: no callback
+        if progress is not None:
+            def trampoline(done: int, total: int, user: Optional[int]) -> int:
+                try:
+                    return 1 if progress(done, total) else 0
+                except BaseException as error:  # noqa: B036 - handed back to the caller below
+                    raised.append(error)
+                    return 1
+            callback = _lib.moragent_progress_fn(trampoline)
+        status = _lib.moragent_trainer_update(self.address, callback, None)
+        if raised:
+            raise raised[0]
+        check(status)
+
+    def last_stats(self) -> bytes:
+        length = c_size_t()
+        status = _lib.moragent_trainer_last_stats(self.address, None, 0, byref(length))
+        if status != _lib.MORAGENT_ERROR_BUFFER_TOO_SMALL:
+            check(status)
+        text = ctypes.create_string_buffer(length.value + 1)
+        check(_lib.moragent_trainer_last_stats(self.address, text, len(text), byref(length)))
+        return text.raw[:length.value]
+
+    def save(self, path: bytes) -> None:
+        check(_lib.moragent_trainer_save(self.address, c_string(path, "path")))
+
+    def load(self, path: bytes) -> None:
+        check(_lib.moragent_trainer_load(self.address, c_string(path, "path")))
+
+    def export_expert(self, expert: int, folder: bytes) -> None:
+        check(_lib.moragent_trainer_export_expert(self.address, checked_int(expert, "expert", SIZE_MAX),
+                                                  c_string(folder, "folder")))

@@ -93,7 +93,7 @@ def load_library() -> ctypes.CDLL:
 MORAGENT_VERSION_MAJOR = 0
 MORAGENT_VERSION_MINOR = 3
 MORAGENT_VERSION_PATCH = 0
-MORAGENT_VERSION = "0.3.0"
+MORAGENT_VERSION = "0.4.0"
 MORAGENT_VERSION_NUMBER = MORAGENT_VERSION_MAJOR * 1000000 + MORAGENT_VERSION_MINOR * 1000 + MORAGENT_VERSION_PATCH
 
 lib = load_library()
@@ -634,3 +634,89 @@ moragent_step_result_roles = _bind("moragent_step_result_roles",
 moragent_step_result_token_experts = _bind("moragent_step_result_token_experts",
                                            [moragent_step_result_p, POINTER(POINTER(c_int32)), POINTER(c_size_t),
                                             POINTER(c_size_t)], moragent_status)
+
+# ---- Reinforcement learning (0.4) ------------------------------------------------------------
+
+# moragent_status moragent_policy_begin_episode(moragent_policy *policy, int64_t episode, int64_t group);
+moragent_policy_begin_episode = _bind("moragent_policy_begin_episode", [moragent_policy_p, c_int64, c_int64], moragent_status)
+
+# moragent_status moragent_policy_recorded_steps(const moragent_policy *policy, size_t *out_steps);
+moragent_policy_recorded_steps = _bind("moragent_policy_recorded_steps", [moragent_policy_p, POINTER(c_size_t)], moragent_status)
+
+# typedef struct moragent_trainer moragent_trainer;   (handled as an opaque address)
+moragent_trainer_p = c_void_p
+
+# typedef enum moragent_advantage { GRPO = 0, RLOO = 1, GIGPO = 2, PPO = 3 } moragent_advantage;
+MORAGENT_ADVANTAGE_GRPO, MORAGENT_ADVANTAGE_RLOO, MORAGENT_ADVANTAGE_GIGPO, MORAGENT_ADVANTAGE_PPO = 0, 1, 2, 3
+
+
+# typedef struct moragent_trainer_params { ... } moragent_trainer_params;   (fields in header order)
+class moragent_trainer_params(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("advantage", c_int32),
+        ("normalize_by_std", c_int32),
+        ("per_trajectory_statistics", c_int32),
+        ("gamma", c_double),
+        ("gae_lambda", c_double),
+        ("step_weight", c_double),
+        ("similarity_threshold", c_double),
+        ("invalid_action_penalty", c_double),
+        ("learning_rate", c_float),
+        ("weight_decay", c_float),
+        ("max_grad_norm", c_float),
+        ("warmup_updates", c_int32),
+        ("total_updates", c_int32),
+        ("cosine", c_int32),
+        ("clip_low", c_float),
+        ("clip_high", c_float),
+        ("dual_clip", c_float),
+        ("sequence_mean", c_int32),
+        ("kl_coefficient", c_float),
+        ("train_router", c_int32),
+        ("balance_coefficient", c_float),
+        ("switch_coefficient", c_float),
+        ("switch_lambda", c_float),
+        ("diversity_coefficient", c_float),
+        ("diversity_interval", c_int32),
+        ("diversity_samples", c_int32),
+        ("diversity_buffer", c_int32),
+        ("diversity_margin", c_float),
+        ("mini_batches", c_int32),
+        ("epochs", c_int32),
+        ("chunk_steps", c_int32),
+        ("seed", c_uint64),
+        ("metrics_path", c_char_p),
+        ("rollout_capacity", c_size_t),
+    ]
+
+
+# moragent_status moragent_trainer_params_default(moragent_trainer_params *params);
+moragent_trainer_params_default = _bind("moragent_trainer_params_default", [POINTER(moragent_trainer_params)], moragent_status)
+
+# moragent_status moragent_trainer_create(moragent_policy *policy, const moragent_trainer_params *params,
+#                                         moragent_trainer **out_trainer);
+moragent_trainer_create = _bind("moragent_trainer_create",
+                                [moragent_policy_p, POINTER(moragent_trainer_params), POINTER(moragent_trainer_p)],
+                                moragent_status)
+
+# moragent_status moragent_trainer_free(moragent_trainer *trainer);
+moragent_trainer_free = _bind("moragent_trainer_free", [moragent_trainer_p], moragent_status)
+
+# moragent_status moragent_trainer_update(moragent_trainer *trainer, moragent_progress_fn progress, void *user);
+moragent_trainer_update = _bind("moragent_trainer_update", [moragent_trainer_p, moragent_progress_fn, c_void_p], moragent_status)
+
+# moragent_status moragent_trainer_last_stats(const moragent_trainer *trainer, char *buffer, size_t capacity,
+#                                             size_t *out_length);
+moragent_trainer_last_stats = _bind("moragent_trainer_last_stats",
+                                    [moragent_trainer_p, POINTER(c_char), c_size_t, POINTER(c_size_t)], moragent_status)
+
+# moragent_status moragent_trainer_save(moragent_trainer *trainer, const char *path);
+moragent_trainer_save = _bind("moragent_trainer_save", [moragent_trainer_p, c_char_p], moragent_status)
+
+# moragent_status moragent_trainer_load(moragent_trainer *trainer, const char *path);
+moragent_trainer_load = _bind("moragent_trainer_load", [moragent_trainer_p, c_char_p], moragent_status)
+
+# moragent_status moragent_trainer_export_expert(moragent_trainer *trainer, size_t expert, const char *folder);
+moragent_trainer_export_expert = _bind("moragent_trainer_export_expert", [moragent_trainer_p, c_size_t, c_char_p],
+                                       moragent_status)
