@@ -981,6 +981,14 @@ MORAGENT_API moragent_status moragent_step_result_token_experts(const moragent_s
  * episode has already begun); MORAGENT_ERROR_BUSY. */
 MORAGENT_API moragent_status moragent_policy_begin_episode(moragent_policy *policy, int64_t episode, int64_t group);
 
+/* (0.4) Adds `reward` to the latest step of `episode`: a reward the environment gave for that
+ * step (GiGPO and GAE discount step rewards; GRPO and RLOO use the episode's total). The
+ * episode's final return still goes to moragent_policy_end_episode, which adds it to the last
+ * step; an episode's return is the sum of both.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (`reward`
+ * NaN or infinite, an episode that took no step or has ended); MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_policy_step_reward(moragent_policy *policy, int64_t episode, double reward);
+
 /* (0.4) The number of steps recorded and not yet consumed by an update.
  * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT
  * (`out_steps` NULL); MORAGENT_ERROR_BUSY. */
@@ -1070,6 +1078,10 @@ typedef struct moragent_trainer_params {
     const char *metrics_path;
     /* The most steps the policy records before moragent_policy_step refuses more (65536). */
     size_t rollout_capacity;
+    /* The router's learning rate as a multiple of `learning_rate` (1). The straight-through
+     * gradient reinforces the expert a router already prefers, so a router trained as fast as
+     * small experts can collapse onto one before they differ; 0.1 is a safer start there. */
+    float router_learning_rate_scale;
 } moragent_trainer_params;
 
 /* (0.4) Fills `params` with the defaults documented on each field; struct_size is kept.

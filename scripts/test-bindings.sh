@@ -9,8 +9,10 @@
 #   Lua     luajit Tests/bindings/lua/test.lua
 #   the three generate examples on the qwen2-tiny fixture (each runs, and all three print the same
 #   continuations), the three agent loops (each runs its two episodes and prints the routing
-#   trace, the same lines in all three; Python's also with a router written in Python), the C
-#   example built through moragent.pc, and bindings/python installed by pip.
+#   trace, the same lines in all three; Python's also with a router written in Python), the three
+#   RL loops (each makes its 3 updates and reloads its bundle; the C and Lua ones play the same
+#   worlds and print the same lines), the C example built through moragent.pc, and
+#   bindings/python installed by pip.
 # Assumes `swift build` (debug) was run; installs pytest and hypothesis with pip when missing.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -125,6 +127,26 @@ if [ -s "$scratch/agent-c.out" ] && cmp -s "$scratch/agent-c.out" "$scratch/agen
   pass "the three agent loops print the same steps and trace"
 else
   fail "the agent loops disagree: $(diff "$scratch/agent-c.out" "$scratch/agent-python-phase.out"; diff "$scratch/agent-c.out" "$scratch/agent-lua.out")"
+fi
+# The RL loops: each exits 0, prints one line per update (three) and reloads its saved bundle
+# into a fresh trainer with the same experts. C and Lua play the same worlds with the same seeds.
+run_rl() {
+  local name="$1"; shift
+  if "$@" > "$scratch/rl-$name.out" 2> "$scratch/rl-$name.err" \
+     && [ "$(grep -c '^update [123]: ' "$scratch/rl-$name.out")" -eq 3 ] \
+     && grep -q '^bundle reloaded into a fresh trainer: expert 0 identical$' "$scratch/rl-$name.out"; then
+    pass "RL loop $name"
+  else
+    fail "RL loop $name: $(cat "$scratch/rl-$name.out" "$scratch/rl-$name.err")"
+  fi
+}
+run_rl c examples/c/build/rl_loop "$model"
+run_rl python env PYTHONPATH="$root/bindings/python" python3 examples/python/rl_loop.py "$model"
+run_rl lua env LUA_PATH="$root/bindings/lua/?.lua;;" luajit examples/lua/rl_loop.lua "$model"
+if [ -s "$scratch/rl-c.out" ] && cmp -s "$scratch/rl-c.out" "$scratch/rl-lua.out"; then
+  pass "the C and Lua RL loops print the same lines"
+else
+  fail "the C and Lua RL loops disagree: $(diff "$scratch/rl-c.out" "$scratch/rl-lua.out")"
 fi
 
 echo "== packaging"

@@ -7,6 +7,11 @@ public func moragentPolicyBeginEpisode(_ policy: OpaquePointer?, _ episode: Int6
     withStatus("moragent_policy_begin_episode") { try TrainerCalls.beginEpisode(policy, episode, group) }
 }
 
+@_cdecl("moragent_policy_step_reward")
+public func moragentPolicyStepReward(_ policy: OpaquePointer?, _ episode: Int64, _ reward: Double) -> moragent_status {
+    withStatus("moragent_policy_step_reward") { try TrainerCalls.stepReward(policy, episode, reward) }
+}
+
 @_cdecl("moragent_policy_recorded_steps")
 public func moragentPolicyRecordedSteps(_ policy: OpaquePointer?, _ outSteps: UnsafeMutablePointer<Int>?) -> moragent_status {
     withStatus("moragent_policy_recorded_steps") { try TrainerCalls.recordedSteps(policy, outSteps) }

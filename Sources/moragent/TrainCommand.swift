@@ -2,9 +2,10 @@ import ArgumentParser
 import Foundation
 import MoRAgent
 
-/// `moragent train …`: training runs.
+/// `moragent train …`: training runs (adapters on a frozen base, and the tiny base itself).
 struct TrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "Train adapters.", subcommands: [TrainSFTCommand.self])
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Train adapters and tiny base models.",
+                                                    subcommands: [TrainSFTCommand.self, TrainBaseCommand.self])
 }
 
 /// `moragent train sft --config FILE`: Mixture-of-Roles SFT on role-annotated JSON lines.

@@ -164,6 +164,20 @@ final class PolicyTrainerTests: XCTestCase {
         XCTAssertThrowsError(try policy.step(episode: 1, observation: "o", goal: "g")) { XCTAssertTrue("\($0)".contains("rollout record is full")) }
     }
 
+    /// Step rewards land on the step they were given for; bad ones are refused.
+    func testStepRewardsAreRecordedPerStep() throws {
+        let policy = try Policy(engine: Self.engine, experts: try experts(1), router: try FixedRouter(expert: 0, expertCount: 1), sampling: sampling(), template: Self.template)
+        _ = try policy.step(episode: 0, observation: "o", goal: "g")
+        try policy.addStepReward(0, reward: -0.5)
+        try policy.addStepReward(0, reward: -0.25)
+        XCTAssertThrowsError(try policy.addStepReward(0, reward: .nan))
+        XCTAssertThrowsError(try policy.addStepReward(9, reward: 1))
+        _ = try policy.step(episode: 0, observation: "p", goal: "g")
+        try policy.endEpisode(0, reward: 2, success: true)
+        XCTAssertThrowsError(try policy.addStepReward(0, reward: 1))
+        XCTAssertEqual(policy.endedRollouts()[0].steps.map(\.reward), [-0.75, 0])
+    }
+
     /// PPO: GAE over the value head's estimates; the head is trained with the experts.
     func testPPOTrainsTheValueHead() throws {
         let policy = try Policy(engine: Self.engine, experts: try experts(1), router: try FixedRouter(expert: 0, expertCount: 1), sampling: sampling(), template: Self.template)

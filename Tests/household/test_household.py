@@ -24,7 +24,7 @@ from household import (EpisodeFinishedError, HouseholdEnv, Task, all_triples,  #
 
 TOKEN = re.compile(r"^([a-z]+|[0-9]+|,|\.)$")
 SUFFIX = re.compile(r"you hold (nothing|[a-z]+ [0-9]+( , (clean|hot|cool))*) \.$")
-TYPES_BY_SIZE = {"full": household.TASK_TYPES, "mini": ("pick", "clean")}
+TYPES_BY_SIZE = {"full": household.TASK_TYPES, "small": household.TASK_TYPES, "mini": ("pick", "clean")}
 
 
 def kitchen(task_type="clean", target="apple", destination="countertop", count=1):

@@ -20,6 +20,12 @@
 --   local policy = moragent.policy(engine, experts, router, { max_new_tokens = 16 })
 --   local step = policy:step(0, "You are in the hall.", "find the key")   -- step.expert, step.action, ...
 --   policy:end_episode(0, 1.0, true); print(policy:trace())
+--
+-- Reinforcement learning (0.4):
+--   local trainer = moragent.trainer(policy, { advantage = "gigpo", learning_rate = 1e-4 })
+--   policy:begin_episode(7, 1)   -- episode 7, one rollout of group (task instance) 1; then step, end_episode
+--   local stats = trainer:update()   -- stats.update, stats.success_rate, ..., stats.json (the text)
+--   trainer:save("bundle"); trainer:export_expert(0, "expert0")
 
 local ffi = require("ffi")
 
@@ -220,6 +226,66 @@ moragent_status moragent_step_result_probabilities(const moragent_step_result *r
                                                    const float **out_probabilities, size_t *out_count);
 moragent_status moragent_step_result_timing(const moragent_step_result *result, double *out_routing_seconds,
                                             double *out_generation_seconds);
+
+/* Reinforcement learning (0.4) */
+moragent_status moragent_policy_begin_episode(moragent_policy *policy, int64_t episode, int64_t group);
+moragent_status moragent_policy_step_reward(moragent_policy *policy, int64_t episode, double reward);
+moragent_status moragent_policy_recorded_steps(const moragent_policy *policy, size_t *out_steps);
+typedef struct moragent_trainer moragent_trainer;
+typedef enum moragent_advantage {
+    MORAGENT_ADVANTAGE_GRPO = 0,
+    MORAGENT_ADVANTAGE_RLOO = 1,
+    MORAGENT_ADVANTAGE_GIGPO = 2,
+    MORAGENT_ADVANTAGE_PPO = 3
+} moragent_advantage;
+typedef struct moragent_trainer_params {
+    size_t struct_size;
+    int32_t advantage;
+    int32_t normalize_by_std;
+    int32_t per_trajectory_statistics;
+    double gamma;
+    double gae_lambda;
+    double step_weight;
+    double similarity_threshold;
+    double invalid_action_penalty;
+    float learning_rate;
+    float weight_decay;
+    float max_grad_norm;
+    int32_t warmup_updates;
+    int32_t total_updates;
+    int32_t cosine;
+    float clip_low;
+    float clip_high;
+    float dual_clip;
+    int32_t sequence_mean;
+    float kl_coefficient;
+    int32_t train_router;
+    float balance_coefficient;
+    float switch_coefficient;
+    float switch_lambda;
+    float diversity_coefficient;
+    int32_t diversity_interval;
+    int32_t diversity_samples;
+    int32_t diversity_buffer;
+    float diversity_margin;
+    int32_t mini_batches;
+    int32_t epochs;
+    int32_t chunk_steps;
+    uint64_t seed;
+    const char *metrics_path;
+    size_t rollout_capacity;
+    float router_learning_rate_scale;
+} moragent_trainer_params;
+moragent_status moragent_trainer_params_default(moragent_trainer_params *params);
+moragent_status moragent_trainer_create(moragent_policy *policy, const moragent_trainer_params *params,
+                                        moragent_trainer **out_trainer);
+moragent_status moragent_trainer_free(moragent_trainer *trainer);
+moragent_status moragent_trainer_update(moragent_trainer *trainer, moragent_progress_fn progress, void *user);
+moragent_status moragent_trainer_last_stats(const moragent_trainer *trainer, char *buffer, size_t capacity,
+                                            size_t *out_length);
+moragent_status moragent_trainer_save(moragent_trainer *trainer, const char *path);
+moragent_status moragent_trainer_load(moragent_trainer *trainer, const char *path);
+moragent_status moragent_trainer_export_expert(moragent_trainer *trainer, size_t expert, const char *folder);
 
 /* libc, to set OPENBLAS_CORETYPE before the library (and OpenBLAS with it) loads */
 int setenv(const char *name, const char *value, int overwrite);
@@ -475,25 +541,33 @@ local function generation_params(opts)
   return params, { stop, stop_strings, stop_ids }
 end
 
+-- A C progress callback that calls fn(done, total), a true result asking to stop (nil when fn
+-- is nil), and a function returning the error fn raised, if any. An error inside the callback
+-- cannot cross C: it is caught, the call is stopped, and the caller re-raises it. The caller
+-- frees the callback once the C call returns.
+local function progress_callback(fn)
+  if not fn then return nil, function() return nil end end
+  local raised
+  local callback = ffi.cast("moragent_progress_fn", function(done, total)
+    local ok, stop_now = pcall(fn, tonumber(done), tonumber(total))
+    if not ok then raised = stop_now; return 1 end
+    return stop_now and 1 or 0
+  end)
+  return callback, function() return raised end
+end
+
 function Engine:generate(prompt, opts)
   opts = opts or {}
   if type(prompt) == "string" then prompt = self:tokenize(prompt) end
   local prompt_ids, prompt_len = int32_array(prompt, "prompt")
   local params, keep = generation_params(opts)
 
-  local callback, raised = nil, nil
-  if opts.progress then
-    callback = ffi.cast("moragent_progress_fn", function(done, total)
-      local ok, stop_now = pcall(opts.progress, tonumber(done), tonumber(total))
-      if not ok then raised = stop_now; return 1 end
-      return stop_now and 1 or 0
-    end)
-  end
+  local callback, raised = progress_callback(opts.progress)
   local out = ffi.new("moragent_generation *[1]")
   local status = lib.moragent_generate(self.handle, prompt_ids, prompt_len, params, callback, nil, out)
   local _ = keep
   if callback then callback:free() end
-  if raised ~= nil then error(raised, 0) end
+  if raised() ~= nil then error(raised(), 0) end
   check(status)
   local generation = ffi.gc(out[0], lib.moragent_generation_free)
   local ok, result = pcall(collect, generation)
@@ -755,12 +829,15 @@ local function read_step(result)
   }
 end
 
-local function episode_value(episode)
-  if type(episode) ~= "number" or episode ~= math.floor(episode) or math.abs(episode) >= 2 ^ 53 then
-    invalid_argument("episode must be an integer, got " .. tostring(episode))
+-- An int64_t argument: an integer Lua number (exact below 2^53).
+local function int64_value(v, what)
+  if type(v) ~= "number" or v ~= math.floor(v) or math.abs(v) >= 2 ^ 53 then
+    invalid_argument(what .. " must be an integer, got " .. tostring(v))
   end
-  return episode
+  return v
 end
+
+local function episode_value(episode) return int64_value(episode, "episode") end
 
 -- The next step of `episode` (its first step starts it); returns { action, response,
 -- action_valid, expert, probabilities, ids, logprobs, prompt_ids, routing_seconds,
@@ -798,5 +875,158 @@ function Policy:trace()
 end
 
 function Policy:clear_ended() check(lib.moragent_policy_clear_ended(self.handle)) end
+
+-- ---- reinforcement learning (0.4) --------------------------------------------------------
+
+-- Starts `episode` as one rollout of `group` (the rollouts of one task instance, which GRPO,
+-- RLOO and GiGPO compare). An episode started by Policy:step alone is a group of its own.
+function Policy:begin_episode(episode, group)
+  check(lib.moragent_policy_begin_episode(self.handle, episode_value(episode), int64_value(group, "group")))
+end
+
+-- Adds a reward the environment gave for the latest step of `episode` (the final return still
+-- goes to Policy:end_episode).
+function Policy:step_reward(episode, reward)
+  check(lib.moragent_policy_step_reward(self.handle, episode_value(episode), reward))
+end
+
+-- The number of steps recorded for the next update and not yet consumed by one.
+function Policy:recorded_steps()
+  local steps = ffi.new("size_t[1]")
+  check(lib.moragent_policy_recorded_steps(self.handle, steps))
+  return tonumber(steps[0])
+end
+
+local Trainer = {}
+Trainer.__index = Trainer
+M.Trainer = Trainer
+
+-- The advantage estimators by name (moragent_advantage).
+M.ADVANTAGES = {
+  grpo = lib.MORAGENT_ADVANTAGE_GRPO, rloo = lib.MORAGENT_ADVANTAGE_RLOO,
+  gigpo = lib.MORAGENT_ADVANTAGE_GIGPO, ppo = lib.MORAGENT_ADVANTAGE_PPO,
+}
+
+-- The settable fields of moragent_trainer_params and what each takes: "flag" (a boolean, or an
+-- integer: non-zero is on), "int32", "size" (a non-negative integer) or "number". The FFI would
+-- truncate 1.5 or wrap 2^40 into an int32_t silently, so integers are checked here.
+local trainer_fields = {
+  normalize_by_std = "flag", per_trajectory_statistics = "flag", gamma = "number", gae_lambda = "number",
+  step_weight = "number", similarity_threshold = "number", invalid_action_penalty = "number",
+  learning_rate = "number", weight_decay = "number", max_grad_norm = "number", warmup_updates = "int32",
+  total_updates = "int32", cosine = "flag", clip_low = "number", clip_high = "number", dual_clip = "number",
+  sequence_mean = "flag", kl_coefficient = "number", train_router = "flag", balance_coefficient = "number",
+  switch_coefficient = "number", switch_lambda = "number", diversity_coefficient = "number",
+  diversity_interval = "int32", diversity_samples = "int32", diversity_buffer = "int32",
+  diversity_margin = "number", mini_batches = "int32", epochs = "int32", chunk_steps = "int32", seed = "size",
+  rollout_capacity = "size", router_learning_rate_scale = "number",
+}
+
+local function trainer_value(kind, v, name)
+  if kind == "flag" and type(v) == "boolean" then return v and 1 or 0 end
+  if kind == "number" then
+    if type(v) ~= "number" then invalid_argument(name .. " must be a number, got " .. type(v)) end
+    return v -- NaN and infinities pass: the library refuses them with a message naming the field
+  end
+  if kind == "size" then return size_value(v, name) end
+  if type(v) ~= "number" or v ~= math.floor(v) or v < -2 ^ 31 or v >= 2 ^ 31 then
+    invalid_argument(name .. " must be a 32-bit integer, got " .. tostring(v))
+  end
+  return v
+end
+
+-- A trainer of `policy` (step or token routing). settings: advantage ("grpo", "rloo", "gigpo"
+-- (default) or "ppo"), metrics_path (a file each update appends its statistics to, one JSON
+-- line), and any field of moragent_trainer_params by name, e.g. learning_rate (1e-4),
+-- diversity_interval (100); see include/moragent.h for every field and its default.
+function M.trainer(policy, settings)
+  local params = ffi.new("moragent_trainer_params")
+  params.struct_size = ffi.sizeof("moragent_trainer_params")
+  check(lib.moragent_trainer_params_default(params))
+  local metrics_path -- referenced until the call returns: params only points to it
+  for name, value in pairs(settings or {}) do
+    if name == "advantage" then
+      if M.ADVANTAGES[value] == nil then
+        invalid_argument("advantage must be grpo, rloo, gigpo or ppo, got " .. tostring(value))
+      end
+      params.advantage = M.ADVANTAGES[value]
+    elseif name == "metrics_path" then
+      metrics_path = c_string(value, "metrics_path")
+      params.metrics_path = metrics_path
+    elseif trainer_fields[name] then
+      params[name] = trainer_value(trainer_fields[name], value, name)
+    else
+      invalid_argument("unknown trainer setting " .. tostring(name))
+    end
+  end
+  local out = ffi.new("moragent_trainer *[1]")
+  check(lib.moragent_trainer_create(policy.handle, params, out))
+  local _ = metrics_path
+  return setmetatable({ handle = ffi.gc(out[0], lib.moragent_trainer_free), policy = policy }, Trainer)
+end
+
+-- Frees the trainer now (not its policy); freeing twice is harmless.
+function Trainer:free() free_handle(self, lib.moragent_trainer_free) end
+
+-- A JSON value of the statistics: a number, or NaN for null (a value JSON cannot hold, or the
+-- entropy of an expert that served no step).
+local function stats_number(text)
+  if text == "null" then return 0 / 0 end
+  return tonumber(text)
+end
+
+-- Decodes the statistics JSON of moragent_trainer_last_stats without a JSON library. The object
+-- is flat and its values are numbers, null or arrays of those, which two patterns find: each
+-- key becomes a field (update, episodes, steps, success_rate, mean_return,
+-- switches_per_episode, expert_utilisation = { ... }, ...; null as NaN), and `json` keeps the
+-- text as the library wrote it.
+function M.decode_stats(json)
+  local stats = { json = json }
+  for key, value in json:gmatch('"([%w_]+)":([%w%.%+%-]+)') do stats[key] = stats_number(value) end
+  for key, body in json:gmatch('"([%w_]+)":(%b[])') do
+    local values = {}
+    for item in body:sub(2, -2):gmatch("[^,]+") do values[#values + 1] = stats_number(item) end
+    stats[key] = values
+  end
+  return stats
+end
+
+-- The last update's statistics as M.decode_stats gives them ({ json = "{}" } before the first).
+function Trainer:last_stats()
+  local length = ffi.new("size_t[1]")
+  local status = lib.moragent_trainer_last_stats(self.handle, nil, 0, length)
+  if status ~= lib.MORAGENT_ERROR_BUFFER_TOO_SMALL then check(status) end
+  local text = ffi.new("char[?]", tonumber(length[0]) + 1)
+  check(lib.moragent_trainer_last_stats(self.handle, text, tonumber(length[0]) + 1, length))
+  return M.decode_stats(ffi.string(text, length[0]))
+end
+
+-- One update from every episode the policy ended since the last one, which it then releases;
+-- returns the statistics (as Trainer:last_stats). progress(done, total) is called after every
+-- forward/backward pass; returning true stops the update with an "aborted" error, and a
+-- stopped or refused update changes nothing and keeps the episodes.
+function Trainer:update(progress)
+  local callback, raised = progress_callback(progress)
+  local status = lib.moragent_trainer_update(self.handle, callback, nil)
+  if callback then callback:free() end
+  if raised() ~= nil then error(raised(), 0) end
+  check(status)
+  return self:last_stats()
+end
+-- The progress callback re-enters Lua from C: keep this call out of compiled traces.
+jit.off(Trainer.update)
+
+-- Saves the whole training state (experts, router, optimiser, counters) as a policy bundle
+-- folder; a crash while saving leaves the previous bundle at `path` whole.
+function Trainer:save(path) check(lib.moragent_trainer_save(self.handle, c_string(path, "path"))) end
+
+-- Restores a bundle saved by a trainer with the same settings over a policy of the same shapes:
+-- the next update is then the one the saved trainer would have made.
+function Trainer:load(path) check(lib.moragent_trainer_load(self.handle, c_string(path, "path"))) end
+
+-- Writes expert `k` (0-based) of the policy as a PEFT adapter folder.
+function Trainer:export_expert(k, folder)
+  check(lib.moragent_trainer_export_expert(self.handle, size_value(k, "expert"), c_string(folder, "folder")))
+end
 
 return M

@@ -257,6 +257,18 @@ public final class Policy {
         return StepDecision(route: .expert(best), probabilities: share)
     }
 
+    /// Adds `reward` to the latest step of `episode` (a reward the environment gave for that step;
+    /// GiGPO discounts step rewards into its step returns). The episode's final return still goes
+    /// to `endEpisode`.
+    public func addStepReward(_ id: Int, reward: Double) throws {
+        guard reward.isFinite else { throw MoRAgentError.invalidArgument("reward \(reward) is not finite") }
+        guard let record = episodes[id], !record.steps.isEmpty else { throw MoRAgentError.invalidArgument("episode \(id) has taken no step") }
+        guard record.reward == nil else { throw MoRAgentError.invalidArgument("episode \(id) has ended") }
+        guard recordsRollouts, var steps = rollouts[id], !steps.isEmpty else { return }
+        steps[steps.count - 1].reward += reward
+        rollouts[id] = steps
+    }
+
     /// Closes `episode` with its return and outcome; it can take no more steps.
     public func endEpisode(_ id: Int, reward: Double, success: Bool) throws {
         guard reward.isFinite else { throw MoRAgentError.invalidArgument("reward \(reward) is not finite") }

@@ -90,6 +90,9 @@ public final class PolicyTrainer {
         tokenRouter = token
         parameterNames = names
         optimizer = try AdamW(parameters: pairs, configuration: configuration.optimizer)
+        if configuration.routerLearningRateScale != 1 {
+            optimizer.learningRateScales = names.map { $0.hasPrefix("router.") || $0.hasPrefix("token_router.") ? configuration.routerLearningRateScale : 1 }
+        }
         generator = SeededGenerator(seed: configuration.seed)
         samples = ExpertSampleBuffer(experts: policy.experts.count, capacity: configuration.diversityBufferCapacity)
         if let phase { phase.temperature = phase.configuration.temperature(afterUpdates: 0) }
@@ -127,7 +130,7 @@ public final class PolicyTrainer {
         for (i, e) in episodes.enumerated() {
             for s in e.steps {
                 items.append(Item(episode: i, step: s, advantage: 0))
-                rows.append(StepRow(group: e.group, trajectory: e.episode, step: s.step, reward: s.step == e.steps.last!.step ? e.reward : 0,
+                rows.append(StepRow(group: e.group, trajectory: e.episode, step: s.step, reward: s.reward + (s.step == e.steps.last!.step ? e.reward : 0),
                                     observation: s.observation, actionValid: s.actionValid))
             }
         }
@@ -139,13 +142,13 @@ public final class PolicyTrainer {
         stats.temperature = Double(phaseRouter?.temperature ?? 0)
 
         let miniBatches = min(configuration.miniBatches, items.count)
-        let passesPerMiniBatch = (items.count / miniBatches + configuration.chunkSteps - 1) / configuration.chunkSteps + 1
-        let totalPasses = configuration.epochs * miniBatches * passesPerMiniBatch
+        let ranges = (0..<miniBatches).map { m in (items.count * m / miniBatches)..<(items.count * (m + 1) / miniBatches) }
+        let chunk = configuration.chunkSteps
+        let totalPasses = configuration.epochs * ranges.reduce(0) { $0 + ($1.count + chunk - 1) / chunk }
         var passes = 0
         var lossWeights = 0.0
         for _ in 0..<configuration.epochs {
-            for m in 0..<miniBatches {
-                let range = (items.count * m / miniBatches)..<(items.count * (m + 1) / miniBatches)
+            for (m, range) in ranges.enumerated() {
                 try step(Array(items[range]), episodes: episodes, stats: &stats, includeDiversity: m == 0 && lossWeights == 0) {
                     passes += 1
                     try progress?(passes, totalPasses)
@@ -352,7 +355,7 @@ public final class PolicyTrainer {
         stats.steps = items.count
         stats.tokens = items.reduce(0) { $0 + $1.step.actionIDs.count }
         stats.successRate = Double(episodes.filter(\.success).count) / Double(episodes.count)
-        stats.meanReturn = episodes.reduce(0) { $0 + $1.reward } / Double(episodes.count)
+        stats.meanReturn = episodes.reduce(0) { $0 + $1.reward + $1.steps.reduce(0) { $0 + $1.reward } } / Double(episodes.count)
         stats.meanLength = Double(items.count) / Double(episodes.count)
         stats.switchesPerEpisode = Double(episodes.reduce(0) { total, e in
             total + zip(e.steps, e.steps.dropFirst()).filter { $0.decision.route != $1.decision.route }.count

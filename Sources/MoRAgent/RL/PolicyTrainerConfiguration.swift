@@ -45,6 +45,10 @@ public struct PolicyTrainerConfiguration {
     public var maxGradientNorm: Float = 1
     /// Train the phase router (straight-through) and token-router gates; off keeps them frozen.
     public var trainRouter = true
+    /// The router's learning rate relative to the experts'. The straight-through gradient
+    /// reinforces whichever expert the router already prefers, so a router trained as fast as
+    /// small experts tends to collapse onto one of them before they differ.
+    public var routerLearningRateScale: Float = 1
     /// PA-MoE's balance coefficient (0.001).
     public var balanceCoefficient: Float = 0.001
     /// Coefficient of the switching term (1.0); `switchLambda` is `λ_s` inside it.
@@ -78,6 +82,7 @@ public struct PolicyTrainerConfiguration {
     public func validate() throws {
         func check(_ ok: Bool, _ what: String) throws { if !ok { throw MoRAgentError.invalidArgument("trainer setting \(what) is out of range") } }
         try check(maxGradientNorm > 0 && maxGradientNorm.isFinite, "max_grad_norm")
+        try check(routerLearningRateScale >= 0 && routerLearningRateScale.isFinite, "router_learning_rate_scale")
         for (v, n) in [(balanceCoefficient, "balance_coefficient"), (switchCoefficient, "switch_coefficient"),
                        (switchLambda, "switch_lambda"), (diversityCoefficient, "diversity_coefficient")] {
             try check(v >= 0 && v.isFinite, n)

@@ -19,6 +19,9 @@ public struct RolloutStep {
     public var actionValid: Bool
     /// The router's decision.
     public var decision: StepDecision
+    /// Reward the environment gave for this step (`Policy.addStepReward`), beside the episode's
+    /// final return, which belongs to its last step.
+    public var reward: Double = 0
     /// For a phase router (also inside a trajectory router): the inputs of the router forward
     /// that made this step's decision, when this step made it; nil otherwise.
     public var routerInputs: PhaseRouter.Inputs?

@@ -6,7 +6,7 @@ public struct UpdateStatistics {
     public var episodes = 0, steps = 0, tokens = 0
     /// Share of episodes that ended with success.
     public var successRate = 0.0
-    /// Mean episode return and length.
+    /// Mean episode return (step rewards plus the final return) and length.
     public var meanReturn = 0.0, meanLength = 0.0
     /// Mean count of consecutive steps routed differently, per episode.
     public var switchesPerEpisode = 0.0

@@ -84,9 +84,10 @@ public struct Tensor: @unchecked Sendable {
         return Tensor(storage: storage, offset: offset, shape: newShape)
     }
 
-    /// An independent copy.
+    /// An independent copy (not zero-filled first: the training forward copies the residual
+    /// stream twice per layer).
     public func copy() -> Tensor {
-        let t = Tensor(zeros: shape)
+        let t = Tensor(uninitialized: shape)
         t.pointer.update(from: pointer, count: count)
         return t
     }

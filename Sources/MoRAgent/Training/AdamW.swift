@@ -31,6 +31,11 @@ public final class AdamW {
     public let parameters: [(value: Tensor, gradient: Tensor)]
     /// First and second moments, one pair per parameter.
     public let moments: [(m: Tensor, v: Tensor)]
+    /// Per-parameter multipliers of the learning rate (nil: all 1), e.g. a router trained more
+    /// slowly than the experts it routes. Must have one entry per parameter.
+    public var learningRateScales: [Float]? {
+        didSet { if let s = learningRateScales { precondition(s.count == parameters.count, "one learning-rate scale per parameter") } }
+    }
     /// Steps taken.
     public private(set) var stepCount = 0
 
@@ -58,14 +63,38 @@ public final class AdamW {
         let c = configuration, lr = c.learningRate * scale
         let correction1 = 1 - Float(pow(Double(c.beta1), Double(stepCount)))
         let correction2 = 1 - Float(pow(Double(c.beta2), Double(stepCount)))
-        for ((p, g), (m, v)) in zip(parameters, moments) {
-            let pp = p.pointer, gp = g.pointer, mp = m.pointer, vp = v.pointer
-            for i in 0..<p.count {
-                pp[i] -= lr * c.weightDecay * pp[i]
-                mp[i] = c.beta1 * mp[i] + (1 - c.beta1) * gp[i]
-                vp[i] = c.beta2 * vp[i] + (1 - c.beta2) * gp[i] * gp[i]
-                pp[i] -= lr * (mp[i] / correction1) / ((vp[i] / correction2).squareRoot() + c.epsilon)
-            }
+        for (i, ((p, g), (m, v))) in zip(parameters, moments).enumerated() {
+            let rate = lr * (learningRateScales?[i] ?? 1)
+            AdamW.update(p.pointer, gradient: g.pointer, m: m.pointer, v: v.pointer, count: p.count, configuration: c,
+                         decay: 1 - rate * c.weightDecay, stepSize: rate / correction1, root2: correction2.squareRoot())
+        }
+    }
+
+    /// The update of `n` elements, eight lanes at a time, in PyTorch's order of operations:
+    /// `p ← p·(1 − lr·λ)`, the moments, then `p ← p − (lr/c₁)·m / (√v/√c₂ + ε)`. (Written as a
+    /// scalar loop it compiled to scalar `divss` and a `sqrtf` call per element: 6 ns each,
+    /// 4 ms of every step of a 600k-parameter model trained in full.)
+    private static func update(_ p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                               v: UnsafeMutablePointer<Float>, count n: Int, configuration c: Configuration,
+                               decay: Float, stepSize: Float, root2: Float) {
+        typealias V8 = SIMD8<Float>
+        let vDecay = V8(repeating: decay), vStep = V8(repeating: stepSize), vRoot2 = V8(repeating: root2), vEps = V8(repeating: c.epsilon)
+        let b1 = V8(repeating: c.beta1), b2 = V8(repeating: c.beta2), a1 = V8(repeating: 1 - c.beta1), a2 = V8(repeating: 1 - c.beta2)
+        var i = 0
+        while i + 8 <= n {
+            let gi = Kernels.load(g + i)
+            let mi = b1 * Kernels.load(m + i) + a1 * gi
+            let vi = b2 * Kernels.load(v + i) + a2 * gi * gi
+            Kernels.store(mi, m + i)
+            Kernels.store(vi, v + i)
+            Kernels.store(Kernels.load(p + i) * vDecay - vStep * mi / (vi.squareRoot() / vRoot2 + vEps), p + i)
+            i += 8
+        }
+        while i < n {
+            m[i] = c.beta1 * m[i] + (1 - c.beta1) * g[i]
+            v[i] = c.beta2 * v[i] + (1 - c.beta2) * g[i] * g[i]
+            p[i] = p[i] * decay - stepSize * m[i] / (v[i].squareRoot() / root2 + c.epsilon)
+            i += 1
         }
     }
 

@@ -26,6 +26,10 @@ enum TrainerCalls {
         try resolvePolicy(policy).exclusively { try $0.beginEpisode(Int(episode), group: Int(group)) }
     }
 
+    static func stepReward(_ policy: OpaquePointer?, _ episode: Int64, _ reward: Double) throws {
+        try resolvePolicy(policy).exclusively { try $0.addStepReward(Int(episode), reward: reward) }
+    }
+
     static func recordedSteps(_ policy: OpaquePointer?, _ out: UnsafeMutablePointer<Int>?) throws {
         let out = try CInput.required(out, "out_steps")
         out.pointee = try resolvePolicy(policy).exclusively { $0.recordedStepCount }
@@ -72,6 +76,7 @@ enum TrainerCalls {
         p.seed = c.seed
         p.metrics_path = nil
         p.rollout_capacity = 1 << 16
+        p.router_learning_rate_scale = c.routerLearningRateScale
         params.pointee = p
     }
 
@@ -134,6 +139,7 @@ enum TrainerCalls {
         c.loss.aggregation = p.sequence_mean != 0 ? .sequenceMeanTokenMean : .tokenMean
         c.loss.klCoefficient = p.kl_coefficient
         c.trainRouter = p.train_router != 0
+        c.routerLearningRateScale = p.router_learning_rate_scale
         c.balanceCoefficient = p.balance_coefficient
         c.switchCoefficient = p.switch_coefficient
         c.switchLambda = p.switch_lambda

@@ -34,6 +34,11 @@ HEADER_ASSERT(kind_version_second, offsetof(moragent_router_kind, api_version) =
 HEADER_ASSERT(plugin_api_version, MORAGENT_PLUGIN_API_VERSION == 1);
 HEADER_ASSERT(module_bits, (MORAGENT_MODULE_Q | MORAGENT_MODULE_K | MORAGENT_MODULE_V | MORAGENT_MODULE_O |
                             MORAGENT_MODULE_GATE | MORAGENT_MODULE_UP | MORAGENT_MODULE_DOWN) == 0x7F);
+/* 0.4 */
+HEADER_ASSERT(trainer_size_first, offsetof(moragent_trainer_params, struct_size) == 0);
+HEADER_ASSERT(advantages, MORAGENT_ADVANTAGE_GRPO == 0 && MORAGENT_ADVANTAGE_RLOO == 1 && MORAGENT_ADVANTAGE_GIGPO == 2 &&
+              MORAGENT_ADVANTAGE_PPO == 3);
+HEADER_ASSERT(version_0_4, MORAGENT_VERSION_NUMBER >= 4000);
 /* The plugin entry point is declared (not defined by the library): its type, unevaluated. */
 HEADER_ASSERT(entry_returns_int, sizeof(((moragent_plugin_register_fn)0)((moragent_plugin_registrar *)0)) == sizeof(int));
 
@@ -124,6 +129,27 @@ static moragent_status (*const check_result_probabilities)(const moragent_step_r
     moragent_step_result_probabilities;
 static moragent_status (*const check_result_timing)(const moragent_step_result *, double *, double *) =
     moragent_step_result_timing;
+/* 0.4 */
+static moragent_status (*const check_begin_episode)(moragent_policy *, int64_t, int64_t) = moragent_policy_begin_episode;
+static moragent_status (*const check_recorded_steps)(const moragent_policy *, size_t *) = moragent_policy_recorded_steps;
+static moragent_status (*const check_step_reward)(moragent_policy *, int64_t, double) = moragent_policy_step_reward;
+static moragent_status (*const check_trainer_default)(moragent_trainer_params *) = moragent_trainer_params_default;
+static moragent_status (*const check_trainer_create)(moragent_policy *, const moragent_trainer_params *,
+                                                     moragent_trainer **) = moragent_trainer_create;
+static moragent_status (*const check_trainer_free)(moragent_trainer *) = moragent_trainer_free;
+static moragent_status (*const check_trainer_update)(moragent_trainer *, moragent_progress_fn, void *) =
+    moragent_trainer_update;
+static moragent_status (*const check_trainer_stats)(const moragent_trainer *, char *, size_t, size_t *) =
+    moragent_trainer_last_stats;
+static moragent_status (*const check_trainer_save)(moragent_trainer *, const char *) = moragent_trainer_save;
+static moragent_status (*const check_trainer_load)(moragent_trainer *, const char *) = moragent_trainer_load;
+static moragent_status (*const check_trainer_export)(moragent_trainer *, size_t, const char *) =
+    moragent_trainer_export_expert;
+/* Every field of the trainer parameters, with the type the documentation gives. */
+static const moragent_trainer_params check_trainer_params = {
+    sizeof(moragent_trainer_params), MORAGENT_ADVANTAGE_GIGPO, 1, 0, 0.95, 0.95, 1.0, 0.0, 0.1, 1e-4f, 0.0f, 1.0f, 0, 0,
+    1, 0.2f, 0.2f, 3.0f, 0, 0.0f, 1, 0.001f, 1.0f, 0.05f, 0.01f, 100, 64, 1000, 0.1f, 1, 1, 32, 0, (const char *)0,
+    65536};
 
 /* The callback and vtable types, filled with functions of the documented signatures. */
 static int router_fn(const moragent_step_features *features, float *weights, size_t expert_count, void *user) {
@@ -169,7 +195,11 @@ int main(void) {
         (const void *)&check_result_response, (const void *)&check_result_valid, (const void *)&check_result_ids,
         (const void *)&check_result_logprobs, (const void *)&check_result_prompt_ids, (const void *)&check_result_expert,
         (const void *)&check_result_probabilities, (const void *)&check_result_timing, (const void *)&check_router_fn,
-        (const void *)&check_kind, (const void *)&check_registrar,
+        (const void *)&check_kind, (const void *)&check_registrar, (const void *)&check_begin_episode,
+        (const void *)&check_recorded_steps, (const void *)&check_step_reward, (const void *)&check_trainer_default, (const void *)&check_trainer_create,
+        (const void *)&check_trainer_free, (const void *)&check_trainer_update, (const void *)&check_trainer_stats,
+        (const void *)&check_trainer_save, (const void *)&check_trainer_load, (const void *)&check_trainer_export,
+        (const void *)&check_trainer_params,
     };
     (void)all;
     if (check_version_number() / 1000000 != MORAGENT_VERSION_MAJOR) {

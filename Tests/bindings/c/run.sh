@@ -9,6 +9,9 @@
 #        calls (its own count is added in)
 #   5b.  token_roles_test.c: the 0.3 functions (token and Mixture-of-Roles routers in policies,
 #        per-token roles and experts), good and bad calls (its own count is added in)
+#   5c.  training_test.c: the 0.4 functions (episodes in groups, trainers, updates, statistics,
+#        bundles), good and bad calls, save -> load -> a bit-identical next update (its own count
+#        is added in)
 #   6-7. every moragent_ function the header declares is exported, and nothing else moragent_ is
 #   8.   the library needs no Swift runtime library at run time
 # Usage: Tests/bindings/c/run.sh LIB_DIR
@@ -81,6 +84,8 @@ run_suite routing routing_test.c "$root/Tests/MoRAgentTests/Fixtures/models" \
 mkdir -p "$scratch/token_roles"
 run_suite token_roles token_roles_test.c "$root/Tests/MoRAgentTests/Fixtures/models" \
   "$root/Tests/MoRAgentTests/Fixtures/adapters/qwen2-tiny" "$scratch/token_roles"
+mkdir -p "$scratch/training"
+run_suite training training_test.c "$model" "$scratch/training"
 
 declared="$(grep '^MORAGENT_API' "$root/include/moragent.h" | grep -o 'MORAGENT_API[^(]*(' | sed -E 's/.*[^a-z0-9_](moragent_[a-z0-9_]*)[(]$/\1/' | sort -u)"
 exported="$(nm -D --defined-only "$lib_dir/libmoragent.so" | awk '$2 == "T" && $3 ~ /^moragent_/ { print $3 }' | sort -u)"

@@ -452,6 +452,197 @@ test("collected expert sets, routers and policies are freed", function()
   expect(lib.moragent_policy_clear_ended(ffi.cast("moragent_policy *", p)) == lib.MORAGENT_ERROR_INVALID_HANDLE)
 end)
 
+-- ---- 0.4: reinforcement learning ----------------------------------------------------------
+
+local rl_opts = { max_new_tokens = 3, seed = 5, stop = {}, first_step_template = "{goal}: {observation} ->",
+                  later_step_template = "{goal}: {history} {observation} ->",
+                  history_entry_template = "{observation} {action}", history_length = 1 }
+
+-- A policy of 2 experts under a small phase router, and a trainer of it (learning rate 1e-2
+-- unless `settings` says otherwise).
+local function make_rl(settings)
+  local experts = moragent.experts(engine, 2, { rank = 4, alpha = 8, seed = 1 })
+  local router = moragent.phase_router(64, { expert_count = 2, attention_dim = 8, attention_heads = 2, lstm_hidden = 6,
+                                             lstm_layers = 2, history_length = 2, mlp_hidden = 8, anneal_updates = 10,
+                                             seed = 3 })
+  local policy = moragent.policy(engine, experts, router, rl_opts)
+  local all = { learning_rate = 1e-2 }
+  for k, v in pairs(settings or {}) do all[k] = v end
+  return experts, policy, moragent.trainer(policy, all)
+end
+
+-- `groups` groups of `n` episodes of `steps` steps, numbered from `first`; reward 1 when the
+-- first token id of the last step is even.
+local function play(policy, first, groups, n, steps)
+  first, groups, n, steps = first or 0, groups or 2, n or 2, steps or 2
+  for g = 0, groups - 1 do
+    for j = 0, n - 1 do
+      local episode, won = first + g * n + j, false
+      policy:begin_episode(episode, first + g)
+      for t = 0, steps - 1 do
+        won = policy:step(episode, ("room %d step %d"):format(g, t), "find the even token").ids[1] % 2 == 0
+      end
+      policy:end_episode(episode, won and 1 or 0, won)
+    end
+  end
+end
+
+test("the cdef's parameter structs match the header field for field", function()
+  local header = read_all(root .. "/include/moragent.h")
+  local source = assert(io.open(scratch .. "/layout.c", "w"))
+  source:write('#include <stddef.h>\n#include <stdio.h>\n#include "moragent.h"\nint main(void) {\n')
+  local expected = {}
+  for _, struct in ipairs({ "moragent_engine_info", "moragent_generation_params", "moragent_lora_params",
+                            "moragent_step_features", "moragent_phase_router_params", "moragent_policy_params",
+                            "moragent_trainer_params" }) do
+    local body = assert(header:match("typedef struct " .. struct .. " {(.-)} " .. struct .. ";"), struct)
+    source:write(('  printf("%%zu\\n", sizeof(%s));\n'):format(struct))
+    expected[#expected + 1] = { struct, nil, ffi.sizeof(struct) }
+    for declaration in body:gsub("/%*.-%*/", ""):gmatch("([^;]+);") do
+      local field = declaration:match("([%w_]+)%s*$")
+      source:write(('  printf("%%zu\\n", offsetof(%s, %s));\n'):format(struct, field))
+      expected[#expected + 1] = { struct, field, ffi.offsetof(struct, field) or "missing" }
+    end
+  end
+  source:write("  return 0;\n}\n")
+  source:close()
+  local built = os.execute(("cc -std=c99 -I %s/include %s/layout.c -o %s/layout"):format(root, scratch, scratch))
+  expect(built == 0 or built == true, "cannot build the layout program")
+  local run = assert(io.popen(scratch .. "/layout"))
+  local i = 0
+  for line in run:lines() do
+    i = i + 1
+    local struct, field, lua_value = unpack(expected[i])
+    expect(tonumber(line) == lua_value, ("%s.%s: C says %s, the cdef %s"):format(struct, field or "sizeof", line,
+                                                                              tostring(lua_value)))
+  end
+  run:close()
+  expect(i == #expected and i > 40, "checked " .. i .. " values")
+end)
+
+test("statistics decode without a JSON library", function()
+  local stats = moragent.decode_stats('{"update":2,"loss":-1.5e-07,"mean_return":0.25,"expert_utilisation":[1,0],' ..
+                                      '"expert_entropy_bits":[3.5,null],"approx_kl":null}')
+  expect(stats.update == 2 and stats.loss == -1.5e-07 and stats.mean_return == 0.25)
+  expect(same(stats.expert_utilisation, { 1, 0 }) and stats.expert_entropy_bits[1] == 3.5)
+  expect(#stats.expert_entropy_bits == 2 and stats.expert_entropy_bits[2] ~= stats.expert_entropy_bits[2], "null is NaN")
+  expect(stats.approx_kl ~= stats.approx_kl and stats.json:sub(1, 11) == '{"update":2')
+  expect(next(moragent.decode_stats("{}"), nil) == "json")
+end)
+
+test("trainer: an update on a tiny world, its statistics and metrics file", function()
+  local metrics = scratch .. "/metrics.jsonl"
+  local _, policy, trainer = make_rl({ metrics_path = metrics })
+  expect(trainer:last_stats().json == "{}")
+  play(policy)
+  expect(policy:recorded_steps() == 8)
+  local calls = {}
+  local stats = trainer:update(function(done, total) calls[#calls + 1] = { done, total } end)
+  expect(stats.update == 1 and stats.episodes == 4 and stats.steps == 8, stats.json)
+  expect(#calls > 0 and calls[#calls][1] == #calls and calls[#calls][2] >= #calls, "progress after every pass")
+  expect(math.abs(stats.expert_utilisation[1] + stats.expert_utilisation[2] - 1) < 1e-9)
+  expect(stats.temperature == 2 and stats.grad_norm > 0 and stats.success_rate >= 0 and stats.success_rate <= 1)
+  expect(stats.json:sub(1, 12) == '{"update":1,' and trainer:last_stats().json == stats.json)
+  expect(policy:recorded_steps() == 0, "an update releases its episodes")
+  play(policy, 10)
+  expect(trainer:update().update == 2)
+  local lines = {}
+  for line in read_all(metrics):gmatch("[^\n]+") do lines[#lines + 1] = moragent.decode_stats(line) end
+  expect(#lines == 2 and lines[1].update == 1 and lines[2].update == 2)
+  expect(lines[2].temperature < 2, "the router temperature anneals per update")
+end)
+
+test("trainer: refused updates lose nothing", function()
+  local _, policy, trainer = make_rl()
+  local err = raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() trainer:update() end)
+  expect(err.message:find("no ended episode", 1, true), err.message)
+  policy:begin_episode(0, 0)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:begin_episode(0, 0) end)
+  policy:step(0, "o", "g")
+  err = raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:end_episode(0, 0 / 0, false) end)
+  expect(err.message:find("not finite", 1, true), err.message)
+  policy:end_episode(0, 1, true)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:end_episode(0, 1, true) end)
+  trainer:export_expert(0, scratch .. "/before")
+  err = raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() trainer:update() end)
+  expect(err.message:find("group 0 has one episode", 1, true), err.message)
+  expect(policy:recorded_steps() == 1)
+  trainer:export_expert(0, scratch .. "/after")
+  expect(read_all(scratch .. "/before/adapter_model.safetensors") == read_all(scratch .. "/after/adapter_model.safetensors"),
+         "a refused update changes no parameter")
+  policy:begin_episode(1, 0)
+  policy:step(1, "o", "g")
+  policy:end_episode(1, 0, false)
+  raises(lib.MORAGENT_ERROR_ABORTED, function() trainer:update(function() return true end) end)
+  expect(policy:recorded_steps() == 2, "an aborted update keeps the episodes")
+  local ok, raised = pcall(trainer.update, trainer, function() error("mine", 0) end)
+  expect(not ok and raised == "mine", "a progress function's own error is re-raised")
+  expect(policy:recorded_steps() == 2)
+  expect(trainer:update().episodes == 2)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:begin_episode(1.5, 0) end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() policy:begin_episode(2, "g") end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() trainer:export_expert(2, scratch .. "/x") end)
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() trainer:save("a\0b") end)
+  trainer:free()
+  trainer:free()
+  raises(lib.MORAGENT_ERROR_INVALID_HANDLE, function() trainer:update() end)
+end)
+
+test("trainer settings: names, estimators and bad values", function()
+  for _, bad in ipairs({ { learning_rat = 1 }, { advantage = "ppo2" }, { mini_batches = 0 }, { mini_batches = 1.5 },
+                         { epochs = 2 ^ 40 }, { gamma = 0 / 0 }, { learning_rate = "fast" }, { seed = -1 },
+                         { metrics_path = "a\0b" }, { cosine = "yes" } }) do
+    raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() make_rl(bad) end)
+  end
+  for name in pairs(moragent.ADVANTAGES) do
+    local _, policy, trainer = make_rl({ advantage = name, cosine = false, normalize_by_std = true })
+    play(policy)
+    expect(trainer:update().steps == 8, name)
+  end
+end)
+
+test("trainer: save, load, and the same next update", function()
+  local settings = { diversity_interval = 1, diversity_samples = 2 }
+  local _, policy, trainer = make_rl(settings)
+  play(policy)
+  trainer:update()
+  trainer:save(scratch .. "/bundle")
+  play(policy, 20)
+  local expected = trainer:update()
+  trainer:export_expert(1, scratch .. "/expected")
+
+  local _, policy2, trainer2 = make_rl(settings)
+  trainer2:load(scratch .. "/bundle")
+  expect(trainer2:last_stats().json == "{}")
+  play(policy2, 20)
+  local resumed = trainer2:update()
+  trainer2:export_expert(1, scratch .. "/resumed")
+  local function timeless(json) return (json:gsub(',"seconds":[^,}]*', "")) end
+  expect(resumed.update == 2 and timeless(resumed.json) == timeless(expected.json), resumed.json)
+  expect(read_all(scratch .. "/expected/adapter_model.safetensors") == read_all(scratch .. "/resumed/adapter_model.safetensors"),
+         "the resumed trainer's expert is bit-identical")
+
+  local _, _, other = make_rl({ advantage = "grpo" })
+  local err = raises(lib.MORAGENT_ERROR_MALFORMED_FILE, function() other:load(scratch .. "/bundle") end)
+  expect(err.message:find("estimator", 1, true), err.message)
+  raises(lib.MORAGENT_ERROR_IO, function() other:load(scratch .. "/missing") end)
+end)
+
+-- Makes a trainer and drops it, returning only its address.
+local function orphan_trainer()
+  local _, _, trainer = make_rl()
+  return tonumber(ffi.cast("uintptr_t", trainer.handle))
+end
+
+test("collected trainers are freed", function()
+  local trainer = ffi.cast("moragent_trainer *", orphan_trainer())
+  local length = ffi.new("size_t[1]")
+  expect(lib.moragent_trainer_last_stats(trainer, nil, 0, length) == lib.MORAGENT_ERROR_BUFFER_TOO_SMALL, "live before")
+  collectgarbage()
+  collectgarbage()
+  expect(lib.moragent_trainer_last_stats(trainer, nil, 0, length) == lib.MORAGENT_ERROR_INVALID_HANDLE)
+end)
+
 peft:free()
 os.execute("rm -rf " .. scratch)
 engine:free()

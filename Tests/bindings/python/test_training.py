@@ -49,7 +49,7 @@ def test_update_returns_statistics_and_appends_metrics(engine, tmp_path):
         calls = []
         stats = trainer.update(progress=lambda done, total: calls.append((done, total)))
         assert stats["update"] == 1 and stats["episodes"] == 4 and stats["steps"] == 8
-        assert calls and calls[-1][0] == len(calls) and all(total >= done for done, total in calls)
+        assert calls and calls[-1][0] == len(calls) == calls[-1][1], "the last pass reports done == total"
         assert abs(sum(stats["expert_utilisation"]) - 1) < 1e-9
         assert stats["temperature"] == 2.0 and stats["grad_norm"] > 0
         assert policy.recorded_steps == 0
@@ -58,6 +58,22 @@ def test_update_returns_statistics_and_appends_metrics(engine, tmp_path):
         lines = [json.loads(line) for line in metrics.read_text().splitlines()]
         assert [line["update"] for line in lines] == [1, 2]
         assert lines[1]["temperature"] < 2.0, "the router temperature anneals per update"
+
+
+def test_step_rewards_count_in_the_return(engine):
+    experts, policy, trainer = make(engine)
+    with experts, policy, trainer:
+        for episode in (0, 1):
+            policy.begin_episode(episode, 0)
+            policy.step(episode, "o", "g")
+            policy.step_reward(episode, -0.5)
+            policy.step(episode, "p", "g")
+            with pytest.raises(moragent.InvalidArgumentError, match="not finite"):
+                policy.step_reward(episode, float("inf"))
+            policy.end_episode(episode, 1.0 + episode, episode == 1)
+            with pytest.raises(moragent.InvalidArgumentError, match="ended"):
+                policy.step_reward(episode, 1.0)
+        assert trainer.update()["mean_return"] == pytest.approx((0.5 + 1.5) / 2)
 
 
 def test_refused_updates_lose_nothing(engine, tmp_path):

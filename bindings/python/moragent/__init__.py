@@ -462,6 +462,11 @@ class Policy(_Owner):
         GRPO, RLOO and GiGPO compare). An episode started by ``step`` alone is its own group."""
         self._handle.begin_episode(episode, group)
 
+    def step_reward(self, episode: int, reward: float) -> None:
+        """Adds a reward the environment gave for the latest step of `episode` (finite); the
+        final return still goes to ``end_episode``."""
+        self._handle.step_reward(episode, reward)
+
     @property
     def recorded_steps(self) -> int:
         """Steps recorded for the next update and not yet consumed."""

@@ -465,6 +465,10 @@ class PolicyHandle(OwnedHandle):
         check(_lib.moragent_policy_begin_episode(self.address, checked_int(episode, "episode", INT64_MAX, INT64_MIN),
                                                  checked_int(group, "group", INT64_MAX, INT64_MIN)))
 
+    def step_reward(self, episode: int, reward: float) -> None:
+        check(_lib.moragent_policy_step_reward(self.address, checked_int(episode, "episode", INT64_MAX, INT64_MIN),
+                                               float(reward)))
+
     def recorded_steps(self) -> int:
         count = c_size_t()
         check(_lib.moragent_policy_recorded_steps(self.address, byref(count)))

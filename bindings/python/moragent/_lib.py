@@ -89,9 +89,9 @@ def load_library() -> ctypes.CDLL:
 
 # ---- Version ---------------------------------------------------------------------------------
 
-# #define MORAGENT_VERSION_MAJOR 0 / MINOR 2 / PATCH 0
+# #define MORAGENT_VERSION_MAJOR 0 / MINOR 4 / PATCH 0
 MORAGENT_VERSION_MAJOR = 0
-MORAGENT_VERSION_MINOR = 3
+MORAGENT_VERSION_MINOR = 4
 MORAGENT_VERSION_PATCH = 0
 MORAGENT_VERSION = "0.4.0"
 MORAGENT_VERSION_NUMBER = MORAGENT_VERSION_MAJOR * 1000000 + MORAGENT_VERSION_MINOR * 1000 + MORAGENT_VERSION_PATCH
@@ -640,6 +640,9 @@ moragent_step_result_token_experts = _bind("moragent_step_result_token_experts",
 # moragent_status moragent_policy_begin_episode(moragent_policy *policy, int64_t episode, int64_t group);
 moragent_policy_begin_episode = _bind("moragent_policy_begin_episode", [moragent_policy_p, c_int64, c_int64], moragent_status)
 
+# moragent_status moragent_policy_step_reward(moragent_policy *policy, int64_t episode, double reward);
+moragent_policy_step_reward = _bind("moragent_policy_step_reward", [moragent_policy_p, c_int64, c_double], moragent_status)
+
 # moragent_status moragent_policy_recorded_steps(const moragent_policy *policy, size_t *out_steps);
 moragent_policy_recorded_steps = _bind("moragent_policy_recorded_steps", [moragent_policy_p, POINTER(c_size_t)], moragent_status)
 
@@ -688,6 +691,7 @@ class moragent_trainer_params(Structure):
         ("seed", c_uint64),
         ("metrics_path", c_char_p),
         ("rollout_capacity", c_size_t),
+        ("router_learning_rate_scale", c_float),
     ]
 
 

@@ -12,12 +12,29 @@ import household
 import moragent
 
 # The policy's prompt (moragent placeholders). Words and punctuation are space separated so the
-# word-level tokenizer built from the corpus covers every prompt.
+# word-level tokenizer built from the corpus covers every prompt. As in verl-agent's ALFWorld
+# prompt, the observation the policy sees lists the admissible commands; the history keeps the
+# last actions only (observations with their command lists would make prompts long).
 FIRST_STEP = "task : {goal} . now : {observation} act :"
 LATER_STEP = "task : {goal} . {history} now : {observation} act :"
-HISTORY_ENTRY = "before : {observation} did : {action} ."
-HISTORY_LENGTH = 3
+HISTORY_ENTRY = "did : {action} ."
+HISTORY_LENGTH = 4
 SUCCESS_REWARD = 10.0      # verl-agent's ALFWorld reward for a won episode
+INVALID_COMMAND_PENALTY = 0.5  # step reward of a command the environment refused: a signal before the first win
+
+
+def observation_text(env: household.HouseholdEnv, observation: str) -> str:
+    """What the policy is shown: the environment's observation, a short memory (where the agent
+    stands, which receptacles it has searched and what it saw in them) and the commands the
+    environment accepts. ALFWorld agents carry that memory in a long history; a 300k-parameter
+    model with a four-step window cannot, so the agent loop keeps it for the model, from what the
+    environment has shown (`observed_contents`), never from hidden state."""
+    seen = env.observed_contents
+    searched = [r for r in env.task.receptacles if seen[r] is not None]
+    objects = [f"{o} in {r}" for r in searched for o in seen[r]]
+    memory = f"memory : at {env.location or 'start'} . searched : {' , '.join(searched) or 'none'} . " \
+             f"seen : {' , '.join(objects) or 'none'} ."
+    return f"{observation} {memory} you can : {' , '.join(env.admissible_commands())} ."
 
 
 def render_prompt(goal: str, observation: str, history: list[tuple[str, str]]) -> str:
@@ -27,12 +44,37 @@ def render_prompt(goal: str, observation: str, history: list[tuple[str, str]]) -
         return FIRST_STEP.replace("{goal}", goal).replace("{observation}", observation)
     recent = history[-HISTORY_LENGTH:]
     lines = " ".join(HISTORY_ENTRY.replace("{observation}", o).replace("{action}", a) for o, a in recent)
+    # (PromptTemplate joins entries with newlines; the word-level tokenizer splits on both.)
     return LATER_STEP.replace("{goal}", goal).replace("{history}", lines).replace("{observation}", observation)
 
 
 def corpus_line(goal: str, observation: str, history: list[tuple[str, str]], action: str) -> str:
     """One pretraining line: the prompt and the response the policy should write."""
     return f"{render_prompt(goal, observation, history)} <action> {action} </action>"
+
+
+def noisy_walkthrough_lines(task: household.Task, rng: random.Random, noise: float, max_steps: int) -> list[str]:
+    """Corpus lines of one noisy walkthrough: with probability `noise` the walk takes a random
+    command (admissible, or one in five times a refused one, so "nothing happens" is seen too),
+    else the scripted expert's; every line is labelled with the expert's command in the state
+    reached, so the base model learns to act, and to recover from detours, like the expert."""
+    env = household.HouseholdEnv(task, max_steps=max_steps)
+    observation = env.reset()
+    history: list[tuple[str, str]] = []
+    lines = []
+    done = False
+    while not done:
+        admissible = env.admissible_commands()
+        shown = observation_text(env, observation)
+        expert = household.expert_action(env)
+        lines.append(corpus_line(env.goal, shown, history, expert))
+        action = expert
+        if rng.random() < noise:
+            refused = f"go to {env.location}" if env.location else "take nothing"   # never admissible
+            action = refused if rng.random() < 0.2 else rng.choice(admissible)
+        history.append((shown, action))
+        observation, _, done, _ = env.step(action)
+    return lines
 
 
 @dataclass
@@ -50,7 +92,7 @@ def play_episode(policy: moragent.Policy, episode_id: int, task: household.Task,
     """Plays one episode: step the policy, act in the environment, end the episode with its
     return. With `group`, the episode is one rollout of that group (GiGPO compares them)."""
     env = household.HouseholdEnv(task, max_steps=max_steps)
-    observation = env.reset()
+    observation = observation_text(env, env.reset())
     if group is not None:
         policy.begin_episode(episode_id, group)
     result = Episode(task)
@@ -58,9 +100,12 @@ def play_episode(policy: moragent.Policy, episode_id: int, task: household.Task,
     while not done:
         step = policy.step(episode_id, observation, env.goal)
         observation, reward, done, info = env.step(step.action)
+        observation = observation_text(env, observation)
         result.steps += 1
         result.experts.append(step.expert)
-        result.invalid += 0 if info["valid"] else 1
+        if not info["valid"]:
+            result.invalid += 1
+            policy.step_reward(episode_id, -INVALID_COMMAND_PENALTY)
         result.won = result.won or info["won"]
     policy.end_episode(episode_id, SUCCESS_REWARD if result.won else 0.0, result.won)
     return result
@@ -87,15 +132,21 @@ def play_groups(policy, tasks, group_size: int, max_steps: int, counter: Episode
     return episodes
 
 
-def evaluate(policy, tasks, max_steps: int, counter: EpisodeCounter) -> list[Episode]:
+# Evaluation episodes use these ids every time: a policy samples step t of episode e with a seed
+# derived from (seed, e, t), so two evaluations of one task set draw the same random numbers and
+# differ only where the policies differ (common random numbers: less noise in before/after).
+EVALUATION_IDS = 1 << 40
+
+
+def evaluate(policy, tasks, max_steps: int) -> list[Episode]:
     """One episode per task; the record is released afterwards so no update learns from it."""
-    episodes = [play_episode(policy, counter.take(), task, max_steps) for task in tasks]
+    episodes = [play_episode(policy, EVALUATION_IDS + i, task, max_steps) for i, task in enumerate(tasks)]
     policy.clear_ended()
     return episodes
 
 
-def task_sample(rng: random.Random, split: str, count: int, size: str = "full") -> list[household.Task]:
+def task_sample(rng: random.Random, split: str, count: int, size: str) -> list[household.Task]:
     """`count` tasks of `split`, task types in turn so every type is represented."""
-    types = list(household.TASK_TYPES) if size == "full" else ["pick", "clean"]
+    types = list(household.TASK_TYPES) if size != "mini" else ["pick", "clean"]
     return [household.make_task(rng.randrange(1 << 30), split=split, task_type=types[i % len(types)], size=size)
             for i in range(count)]

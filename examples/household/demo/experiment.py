@@ -19,7 +19,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from demo import main as demo  # noqa: E402
-import household  # noqa: E402
 
 ROUTINGS = ["single", "token", "trajectory", "phase"]
 
@@ -47,6 +46,7 @@ def main() -> None:
         demo.make_corpus(corpus, budget, 0)
         model = os.path.join(out, "base_model")
         demo.pretrain(corpus, model, budget, 0)
+    types = demo.TYPES[budget["world"]]
     results = {}
     for routing in ROUTINGS:
         for seed in range(args.seeds):
@@ -56,13 +56,13 @@ def main() -> None:
             result = demo.train_and_evaluate(model, routing, seed, budget, run)
             results.setdefault(routing, []).append(result)
             demo.log(f"   held-out success {result['before']['success']:.2f} -> {result['after']['success']:.2f}")
-    rows = ["| routing | held-out success | " + " | ".join(household.TASK_TYPES) + " | switches / episode |",
-            "|---|---|" + "---|" * len(household.TASK_TYPES) + "---|"]
+    rows = ["| routing | held-out success | " + " | ".join(types) + " | switches / episode |",
+            "|---|---|" + "---|" * len(types) + "---|"]
     untrained = [r["before"]["success"] for rs in results.values() for r in rs]
-    rows.append(f"| untrained base | {mean_std(untrained)} | " + " | ".join("" for _ in household.TASK_TYPES) + " | |")
+    rows.append(f"| untrained base | {mean_std(untrained)} | " + " | ".join("" for _ in types) + " | |")
     for routing, runs in results.items():
         per_type = []
-        for t in household.TASK_TYPES:
+        for t in types:
             values = [r["after"]["success_by_type"][t] for r in runs if r["after"]["success_by_type"][t] is not None]
             per_type.append(mean_std(values) if values else "n/a")
         rows.append(f"| {routing} | {mean_std([r['after']['success'] for r in runs])} | " + " | ".join(per_type)

@@ -37,12 +37,18 @@ from demo import agent, plots  # noqa: E402
 
 # Budgets: the full run fits the 15-minute aim on 2 cores (build included); quick is for CI.
 BUDGETS = {
-    "full": dict(walkthroughs=2400, noise=0.3, pretrain_steps=1500, pretrain_batch=16, updates=40, groups=4,
-                 group_size=8, max_steps=30, eval_per_type=12),
-    "quick": dict(walkthroughs=600, noise=0.3, pretrain_steps=300, pretrain_batch=16, updates=6, groups=2,
-                  group_size=8, max_steps=20, eval_per_type=4),
+    "full": dict(world="small", walkthroughs=2400, noise=0.3, pretrain_steps=1500, pretrain_batch=16, updates=40, groups=8, learning_rate=3e-3, mini_batches=1,
+                 group_size=8, max_steps=30, eval_per_type=20),
+    "quick": dict(world="mini", walkthroughs=800, noise=0.3, pretrain_steps=600, pretrain_batch=16, updates=20, groups=8, learning_rate=3e-3, mini_batches=1,
+                  group_size=8, max_steps=20, eval_per_type=30),
 }
 EXPERTS = 4
+# The household world sizes the budgets use: "small" has ALFWorld's six task types in rooms with
+# one receptacle per kind, which a 300k-parameter model pretrained for two minutes can learn to
+# act in; the quick budget's "mini" kitchen has `pick` and `clean` only.
+TYPES = {"small": household.TASK_TYPES, "full": household.TASK_TYPES, "mini": ("pick", "clean")}
+# The household world's "small" size: ALFWorld's six task types in rooms with one receptacle
+# per kind, which a 300k-parameter model pretrained for two minutes can learn to act in.
 
 
 def log(message: str) -> None:
@@ -55,15 +61,17 @@ def progress_bar(done: int, total: int, width: int = 30) -> str:
 
 
 def make_corpus(path: str, budget: dict, seed: int) -> int:
-    """Noisy scripted walkthroughs of training tasks, one line per step (prompt + the action
-    taken: the base model imitates a noisy expert, leaving RL something to improve)."""
+    """Noisy scripted walkthroughs of training tasks, one line per step: the prompt of a state
+    the noisy walk reached and the scripted expert's command there. The noise spreads the
+    states (the base model sees detours and how to recover from them); what the expert cannot
+    know from two steps of history (which receptacles it has searched) leaves RL something to
+    improve."""
     rng = random.Random(seed)
     lines = []
     for i in range(budget["walkthroughs"]):
-        task = household.make_task(rng.randrange(1 << 30), split="train",
-                                   task_type=household.TASK_TYPES[i % len(household.TASK_TYPES)])
-        for record in household.walkthrough(task, rng, noise=budget["noise"], max_steps=budget["max_steps"]):
-            lines.append(agent.corpus_line(record["goal"], record["observation"], record["history"], record["action"]))
+        task = household.make_task(rng.randrange(1 << 30), split="train", size=budget["world"],
+                                   task_type=TYPES[budget["world"]][i % len(TYPES[budget["world"]])])
+        lines += agent.noisy_walkthrough_lines(task, rng, budget["noise"], budget["max_steps"])
     rng.shuffle(lines)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -132,20 +140,22 @@ def summarize(episodes: list[agent.Episode], expert_count: int) -> dict:
 
 def train_and_evaluate(model: str, routing: str, seed: int, budget: dict, out: str) -> dict:
     """RL with the given routing, evaluated before and after on held-out tasks."""
+    os.makedirs(out, exist_ok=True)
     engine = moragent.Engine(model)
     experts, router, policy = make_policy(engine, routing, seed, budget["updates"])
-    trainer = moragent.Trainer(policy, advantage="gigpo", learning_rate=2e-3, weight_decay=0.0,
-                               diversity_interval=10, diversity_samples=16, chunk_steps=64,
+    trainer = moragent.Trainer(policy, advantage="gigpo", learning_rate=budget["learning_rate"], weight_decay=0.0,
+                               mini_batches=budget["mini_batches"], diversity_interval=10, diversity_samples=16, chunk_steps=64,
+                               router_learning_rate_scale=0.1, balance_coefficient=0.01,
                                metrics_path=os.path.join(out, "metrics.jsonl"), seed=seed)
     counter = agent.EpisodeCounter()
-    held_out = agent.task_sample(random.Random(1000 + seed), "heldout", budget["eval_per_type"] * len(household.TASK_TYPES))
+    held_out = agent.task_sample(random.Random(1000 + seed), "heldout", budget["eval_per_type"] * len(TYPES[budget["world"]]), budget["world"])
     log(f"  evaluating the untrained policy on {len(held_out)} held-out tasks")
-    before = agent.evaluate(policy, held_out, budget["max_steps"], counter)
+    before = agent.evaluate(policy, held_out, budget["max_steps"])
     rng = random.Random(seed)
     curve = []
     started = time.time()
     for update in range(1, budget["updates"] + 1):
-        tasks = agent.task_sample(rng, "train", budget["groups"])
+        tasks = agent.task_sample(rng, "train", budget["groups"], budget["world"])
         agent.play_groups(policy, tasks, budget["group_size"], budget["max_steps"], counter)
         stats = trainer.update()
         curve.append(stats)
@@ -154,8 +164,9 @@ def train_and_evaluate(model: str, routing: str, seed: int, budget: dict, out: s
             f"switches {stats['switches_per_episode']:.2f} tau {stats['temperature']:.2f} "
             f"({time.time() - started:.0f}s)")
     log(f"  evaluating the trained policy on {len(held_out)} held-out tasks")
-    after = agent.evaluate(policy, held_out, budget["max_steps"], counter)
+    after = agent.evaluate(policy, held_out, budget["max_steps"])
     trainer.save(os.path.join(out, "bundle"))
+    os.makedirs(os.path.join(out, "experts"), exist_ok=True)
     for k in range(len(experts)):
         trainer.export_expert(k, os.path.join(out, "experts", f"expert_{k}"))
     count = len(experts)

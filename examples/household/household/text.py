@@ -67,7 +67,8 @@ _GOAL_WORDS = {
 def vocabulary(size: str = "full") -> list[str]:
     """The sorted set of every word an observation, goal or admissible command can contain.
 
-    `size="mini"` gives the smaller set of the mini world (one kitchen, `pick` and `clean`).
+    `size="mini"` gives the smaller set of the mini world (one kitchen, `pick` and `clean`);
+    `size="small"` the full world's words with the numbers 1 and 2 only.
     The punctuation tokens "," and "." are included: they are words of the texts.
     """
     if size == "mini":
@@ -76,15 +77,15 @@ def vocabulary(size: str = "full") -> list[str]:
         objects = list(MINI_OBJECTS)
         numbers = ["1"]
         types = MINI_TASK_TYPES
-    elif size == "full":
+    elif size in ("full", "small"):
         rooms = list(ROOMS)
         receptacles = [k for layout, _ in ROOMS.values() for k, _, _ in layout]
         objects = [o for _, kinds in ROOMS.values() for o in kinds] + [kind_of(LAMP)]
-        most = max(high for layout, _ in ROOMS.values() for _, _, high in layout)
+        most = max(high for layout, _ in ROOMS.values() for _, _, high in layout) if size == "full" else 1
         numbers = [str(i) for i in range(1, max(most, 2) + 1)]
         types = TASK_TYPES
     else:
-        raise ValueError(f"size must be 'full' or 'mini', not {size!r}")
+        raise ValueError(f"size must be 'full', 'small' or 'mini', not {size!r}")
     words = set(_FIXED_WORDS) | set(rooms) | set(receptacles) | set(objects) | set(numbers)
     for thing, extra in _EXTRA_WORDS.items():
         if thing in receptacles or thing in objects:

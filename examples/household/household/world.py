@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 TASK_TYPES = ("pick", "look", "clean", "heat", "cool", "pick_two")
 SPLITS = ("train", "heldout")
-SIZES = ("full", "mini")
+SIZES = ("full", "small", "mini")
 
 # Receptacle kinds. Containers start closed and must be opened before their contents can be
 # seen or used (ALFWorld: cabinet, drawer, fridge, microwave are openable).
@@ -171,6 +171,9 @@ def _layout(rng: random.Random, room: str, size: str) -> tuple[str, ...]:
     if size == "mini":
         extra = rng.sample(MINI_OPTIONAL, rng.randint(1, 2))
         return tuple(sorted(MINI_FIXED + tuple(extra)))
+    if size == "small":
+        # One receptacle per kind: the required kinds, and each optional kind half the time.
+        return tuple(f"{kind} 1" for kind, low, high in ROOMS[room][0] if low > 0 or (high > 0 and rng.random() < 0.5))
     names = []
     for kind, low, high in ROOMS[room][0]:
         names.extend(f"{kind} {i}" for i in range(1, rng.randint(low, high) + 1))
@@ -227,7 +230,7 @@ def make_task(seed: int, split: str = "train", task_type: str | None = None,
         room = MINI_ROOM if size == "mini" else rng.choice(TASK_ROOMS[chosen])
         receptacles = _layout(rng, room, size)
         lamp = None
-        if size == "full" and room in ("bedroom", "livingroom"):
+        if size != "mini" and room in ("bedroom", "livingroom"):
             lamp = rng.choice([r for r in receptacles if kind_of(r) in LAMP_STANDS])
         pairs = _candidates(chosen, room, receptacles, size, split)
         if pairs:
@@ -240,7 +243,7 @@ def make_task(seed: int, split: str = "train", task_type: str | None = None,
     starts = [r for r in receptacles if kind_of(r) != destination]
     objects = MINI_OBJECTS if size == "mini" else ROOMS[room][1]
     others = [o for o in objects if o != target]
-    n_distractors = rng.randint(1, 2) if size == "mini" else rng.randint(2, 4)
+    n_distractors = rng.randint(1, 2) if size != "full" else rng.randint(2, 4)
     placed: dict[str, list[str]] = {r: [] for r in receptacles}
     for i in range(1, count + 1):
         placed[rng.choice(starts)].append(f"{target} {i}")
