@@ -1161,6 +1161,62 @@ MORAGENT_API moragent_status moragent_trainer_load(moragent_trainer *trainer, co
  * out of range, `folder` NULL or not UTF-8); MORAGENT_ERROR_IO; MORAGENT_ERROR_BUSY. */
 MORAGENT_API moragent_status moragent_trainer_export_expert(moragent_trainer *trainer, size_t expert, const char *folder);
 
+/* ---- Supervised training of Mixture-of-Roles (0.4) -----------------------------------------
+ * The batch-level form of `moragent train sft`: the host feeds batches of role-annotated
+ * conversations (JSON lines, the format of examples/sft/train.jsonl: system prompt, user, tool
+ * and assistant turns, each assistant segment labelled reasoner, executor or summarizer) and
+ * gets one AdamW step per batch (cross-entropy on the assistant tokens, the role gate taken from
+ * the labels, + 1e-3 load balancing + 1e-4 orthogonality by default). */
+
+/* (0.4) A Mixture-of-Roles SFT trainer: a fresh mixture of role-grouped LoRAs on an engine. */
+typedef struct moragent_sft_trainer moragent_sft_trainer;
+
+/* (0.4) Creates a trainer on `engine` (kept alive by the trainer) from a JSON object with the
+ * keys of `moragent train sft` configurations, all optional here: epochs and batch_size are
+ * ignored (the host batches), max_length (512), learning_rate (5e-5), weight_decay, warmup_steps,
+ * schedule ("constant" | "linear" | "cosine"), planned_steps (steps the schedule spans; default
+ * 1), clip_norm (1), seed, routed_counts ([4,4,3]), top_k ([3,3,2]), rank (16), scale (1),
+ * shared_gate, target_modules, load_balancing_coefficient (1e-3), orthogonality_coefficient
+ * (1e-4). Unknown keys are errors. `config_json`: NUL-terminated UTF-8 (NULL: "{}").
+ * `out_trainer`: receives the trainer (caller-owned, moragent_sft_trainer_free).
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (NULL
+ * out pointer, an engine without tokenizer.json, values out of range);
+ * MORAGENT_ERROR_MALFORMED_FILE (`config_json` not a JSON object, an unknown key or a bad value;
+ * the message names it). Any thread. */
+MORAGENT_API moragent_status moragent_sft_trainer_create(const moragent_engine *engine, const char *config_json,
+                                                         moragent_sft_trainer **out_trainer);
+
+/* (0.4) Frees a trainer. NULL is a no-op. Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE.
+ * Any thread, once no other call on it is running. */
+MORAGENT_API moragent_status moragent_sft_trainer_free(moragent_sft_trainer *trainer);
+
+/* (0.4) One AdamW step on `batch_jsonl` (one conversation per line, blank lines skipped). The
+ * step's statistics are kept for moragent_sft_trainer_last_stats. A refused step changes nothing.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (NULL or
+ * non-UTF-8 text, an empty batch, a batch without assistant tokens, non-finite gradients);
+ * MORAGENT_ERROR_MALFORMED_FILE (a line that is not a conversation: the message names the line);
+ * MORAGENT_ERROR_BUSY. One call at a time per trainer, from any thread. */
+MORAGENT_API moragent_status moragent_sft_trainer_step(moragent_sft_trainer *trainer, const char *batch_jsonl);
+
+/* (0.4) The mean cross-entropy per assistant token of `jsonl` under the current mixture (no
+ * update), into `*out_cross_entropy`. Returns as moragent_sft_trainer_step. */
+MORAGENT_API moragent_status moragent_sft_trainer_evaluate(moragent_sft_trainer *trainer, const char *jsonl,
+                                                           double *out_cross_entropy);
+
+/* (0.4) The last step's statistics as one JSON object ("{}" before the first step): step, loss,
+ * cross_entropy, load_balancing, orthogonality, grad_norm, lr (the learning rate used), tokens. Buffer
+ * convention as moragent_policy_trace_jsonl.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_BUFFER_TOO_SMALL; MORAGENT_ERROR_INVALID_HANDLE;
+ * MORAGENT_ERROR_INVALID_ARGUMENT; MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_sft_trainer_last_stats(const moragent_sft_trainer *trainer, char *buffer,
+                                                             size_t capacity, size_t *out_length);
+
+/* (0.4) Writes the mixture (one safetensors file, atomically): moragent_router_roles_load reads it
+ * into a Mixture-of-Roles router for a policy.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (`path`
+ * NULL or not UTF-8); MORAGENT_ERROR_IO; MORAGENT_ERROR_BUSY. */
+MORAGENT_API moragent_status moragent_sft_trainer_save(moragent_sft_trainer *trainer, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,6 +36,9 @@ public struct MixtureOfRolesSFTConfiguration: Sendable {
     public var loadBalancingCoefficient: Float = 1e-3
     /// Coefficient of the orthogonality loss (1e-4 in the paper, Eq. 8).
     public var orthogonalityCoefficient: Float = 1e-4
+    /// Steps the learning-rate schedule spans when a host calls `trainStep` itself (`train`
+    /// computes it from the data); nil: 1, a constant rate after warm-up.
+    public var plannedSteps: Int?
 
     /// A configuration with defaults beyond the required paths.
     public init(model: String, trainData: String, output: String) {
@@ -48,15 +51,22 @@ public struct MixtureOfRolesSFTConfiguration: Sendable {
     /// Reads a JSON configuration file; unknown keys are errors (a typo must not silently fall
     /// back to a default). Relative paths are taken relative to the file's folder.
     public static func load(path: String) throws -> MixtureOfRolesSFTConfiguration {
-        let json = try readJSONFile(path)
-        func bad(_ reason: String) -> MoRAgentError { .malformedFile(path: path, reason: reason) }
-        guard let members = json.objectValue else { throw bad("not a JSON object") }
         let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : joinPath(folder, p) }
-        guard let model = json["model"]?.stringValue, let data = json["train_data"]?.stringValue, let output = json["output"]?.stringValue else {
+        return try parse(readJSONFile(path), location: path, relativeTo: folder)
+    }
+
+    /// The settings of a JSON object as `load` reads it. With `relativeTo` (a config file's
+    /// folder) "model", "train_data" and "output" are required and resolved against it; without
+    /// (a host that feeds batches itself through the C ABI) they are optional.
+    public static func parse(_ json: JSONValue, location: String, relativeTo folder: String?) throws -> MixtureOfRolesSFTConfiguration {
+        func bad(_ reason: String) -> MoRAgentError { .malformedFile(path: location, reason: reason) }
+        guard let members = json.objectValue else { throw bad("not a JSON object") }
+        func resolve(_ p: String) -> String { p.hasPrefix("/") || folder == nil ? p : joinPath(folder!, p) }
+        let paths = (json["model"]?.stringValue, json["train_data"]?.stringValue, json["output"]?.stringValue)
+        if folder != nil, paths.0 == nil || paths.1 == nil || paths.2 == nil {
             throw bad("\"model\", \"train_data\" and \"output\" are required")
         }
-        var c = MixtureOfRolesSFTConfiguration(model: resolve(model), trainData: resolve(data), output: resolve(output))
+        var c = MixtureOfRolesSFTConfiguration(model: resolve(paths.0 ?? ""), trainData: resolve(paths.1 ?? ""), output: resolve(paths.2 ?? ""))
         func int(_ v: JSONValue, _ k: String) throws -> Int { guard let i = v.intValue, i >= 0 else { throw bad("\"\(k)\" must be a non-negative integer") }; return i }
         func float(_ v: JSONValue, _ k: String) throws -> Float { guard let d = v.doubleValue, d.isFinite else { throw bad("\"\(k)\" must be a number") }; return Float(d) }
         for (key, value) in members {
@@ -73,6 +83,7 @@ public struct MixtureOfRolesSFTConfiguration: Sendable {
                 guard let d = value.stringValue.flatMap(LearningRateSchedule.Decay.init(rawValue:)) else { throw bad("\"schedule\" is constant, linear or cosine") }
                 c.decay = d
             case "clip_norm": c.clipNorm = try float(value, key)
+            case "planned_steps": c.plannedSteps = max(1, try int(value, key))
             case "seed": c.seed = UInt64(try int(value, key))
             case "load_balancing_coefficient": c.loadBalancingCoefficient = try float(value, key)
             case "orthogonality_coefficient": c.orthogonalityCoefficient = try float(value, key)
@@ -146,6 +157,7 @@ public final class MixtureOfRolesTrainer {
         gradients = MixtureOfRolesGradients(mor: mixture)
         optimizer = try AdamW(parameters: gradients.parameterPairs(mixture), configuration: configuration.optimizer)
         generator = SeededGenerator(seed: configuration.seed &+ 1)
+        plannedSteps = configuration.plannedSteps ?? 1
     }
 
     /// Loss and gradients of a batch, without an update (`evaluate` and `trainStep` share it).

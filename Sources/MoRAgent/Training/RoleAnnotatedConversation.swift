@@ -43,15 +43,20 @@ public struct RoleAnnotatedConversation: Equatable, Sendable {
 
     /// Reads a JSON-lines file (blank lines skipped); errors name the file and line.
     public static func load(path: String) throws -> [RoleAnnotatedConversation] {
-        let bytes = try readFileBytes(path)
+        let out = try parse(lines: readFileBytes(path), location: path)
+        guard !out.isEmpty else { throw MoRAgentError.malformedFile(path: path, reason: "no conversations") }
+        return out
+    }
+
+    /// Conversations from JSON-lines bytes (blank lines skipped); errors name `location` and the line.
+    public static func parse(lines bytes: [UInt8], location: String) throws -> [RoleAnnotatedConversation] {
         var out: [RoleAnnotatedConversation] = []
         for (n, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() where line.contains(where: { $0 != 0x20 && $0 != 0x0D }) {
-            let location = "\(path):\(n + 1)"
+            let place = "\(location):\(n + 1)"
             let json: JSONValue
-            do { json = try JSONValue.parse(bytes: Array(line)) } catch let e as JSONParseError { throw MoRAgentError.malformedFile(path: location, reason: e.description) }
-            out.append(try RoleAnnotatedConversation(json: json, location: location))
+            do { json = try JSONValue.parse(bytes: Array(line)) } catch let e as JSONParseError { throw MoRAgentError.malformedFile(path: place, reason: e.description) }
+            out.append(try RoleAnnotatedConversation(json: json, location: place))
         }
-        guard !out.isEmpty else { throw MoRAgentError.malformedFile(path: path, reason: "no conversations") }
         return out
     }
 

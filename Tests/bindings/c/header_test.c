@@ -145,11 +145,20 @@ static moragent_status (*const check_trainer_save)(moragent_trainer *, const cha
 static moragent_status (*const check_trainer_load)(moragent_trainer *, const char *) = moragent_trainer_load;
 static moragent_status (*const check_trainer_export)(moragent_trainer *, size_t, const char *) =
     moragent_trainer_export_expert;
+static moragent_status (*const check_sft_create)(const moragent_engine *, const char *, moragent_sft_trainer **) =
+    moragent_sft_trainer_create;
+static moragent_status (*const check_sft_free)(moragent_sft_trainer *) = moragent_sft_trainer_free;
+static moragent_status (*const check_sft_step)(moragent_sft_trainer *, const char *) = moragent_sft_trainer_step;
+static moragent_status (*const check_sft_evaluate)(moragent_sft_trainer *, const char *, double *) =
+    moragent_sft_trainer_evaluate;
+static moragent_status (*const check_sft_stats)(const moragent_sft_trainer *, char *, size_t, size_t *) =
+    moragent_sft_trainer_last_stats;
+static moragent_status (*const check_sft_save)(moragent_sft_trainer *, const char *) = moragent_sft_trainer_save;
 /* Every field of the trainer parameters, with the type the documentation gives. */
 static const moragent_trainer_params check_trainer_params = {
     sizeof(moragent_trainer_params), MORAGENT_ADVANTAGE_GIGPO, 1, 0, 0.95, 0.95, 1.0, 0.0, 0.1, 1e-4f, 0.0f, 1.0f, 0, 0,
     1, 0.2f, 0.2f, 3.0f, 0, 0.0f, 1, 0.001f, 1.0f, 0.05f, 0.01f, 100, 64, 1000, 0.1f, 1, 1, 32, 0, (const char *)0,
-    65536};
+    65536, 1.0f};
 
 /* The callback and vtable types, filled with functions of the documented signatures. */
 static int router_fn(const moragent_step_features *features, float *weights, size_t expert_count, void *user) {
@@ -199,7 +208,9 @@ int main(void) {
         (const void *)&check_recorded_steps, (const void *)&check_step_reward, (const void *)&check_trainer_default, (const void *)&check_trainer_create,
         (const void *)&check_trainer_free, (const void *)&check_trainer_update, (const void *)&check_trainer_stats,
         (const void *)&check_trainer_save, (const void *)&check_trainer_load, (const void *)&check_trainer_export,
-        (const void *)&check_trainer_params,
+        (const void *)&check_trainer_params, (const void *)&check_sft_create, (const void *)&check_sft_free,
+        (const void *)&check_sft_step, (const void *)&check_sft_evaluate, (const void *)&check_sft_stats,
+        (const void *)&check_sft_save,
     };
     (void)all;
     if (check_version_number() / 1000000 != MORAGENT_VERSION_MAJOR) {

@@ -36,7 +36,7 @@ from ._errors import invalid_argument
 from ._errors import (AbortedError, BufferTooSmallError, BusyError, CallbackError, InternalError, InvalidArgumentError,
                       InvalidHandleError, MalformedFileError, ModelIOError, MoRAgentError, UnsupportedError,
                       invalid_argument, check)
-from ._handles import (SIZE_MAX, EngineHandle, ExpertsHandle, PolicyHandle, RouterHandle, TrainerHandle, c_string,
+from ._handles import (SIZE_MAX, EngineHandle, ExpertsHandle, PolicyHandle, RouterHandle, SFTTrainerHandle, TrainerHandle, c_string,
                        checked_int, generation_params)
 
 __version__ = "0.4.0"
@@ -45,7 +45,7 @@ __all__ = [
     "Engine", "EngineInfo", "Generation", "library_version", "set_log_callback",
     "ExpertSet", "Router", "FixedRouter", "PhaseRouter", "TrajectoryRouter", "CallbackRouter", "StepFeatures",
     "TokenRouter", "RolesRouter", "ROLES",
-    "load_plugin", "Policy", "StepResult", "Trainer", "ADVANTAGES",
+    "load_plugin", "Policy", "StepResult", "Trainer", "ADVANTAGES", "SFTTrainer",
     "MoRAgentError", "InvalidArgumentError", "InvalidHandleError", "ModelIOError", "MalformedFileError",
     "UnsupportedError", "BufferTooSmallError", "AbortedError", "InternalError", "CallbackError", "BusyError",
 ]
@@ -528,3 +528,89 @@ class Trainer(_Owner):
     def export_expert(self, expert: int, folder: Union[str, os.PathLike]) -> None:
         """Writes one expert as a PEFT adapter folder."""
         self._handle.export_expert(expert, os.fsencode(folder))
+
+
+class SFTTrainer(_Owner):
+    """Mixture-of-Roles SFT, batch by batch (``moragent_sft_trainer``). ``settings`` are the keys
+    of a ``moragent train sft`` configuration (learning_rate, rank, routed_counts, planned_steps,
+    ...). ``step(conversations)`` takes dicts or JSON lines and returns the step's statistics;
+    ``fit`` is the convenience loop; ``save(path)`` writes the mixture, which
+    ``RolesRouter.load`` turns into a router for a policy."""
+
+    def __init__(self, engine: Engine, **settings: Any):
+        self._handle = SFTTrainerHandle.create(engine._handle, json.dumps(settings).encode("utf-8"))
+        self.engine = engine
+
+    @staticmethod
+    def _jsonl(conversations: Union[str, Sequence[Union[str, Dict[str, Any]]]]) -> bytes:
+        if isinstance(conversations, str):
+            return conversations.encode("utf-8")
+        return "\n".join(c if isinstance(c, str) else json.dumps(c) for c in conversations).encode("utf-8")
+
+    def step(self, conversations) -> Dict[str, Any]:
+        """One AdamW step on a batch; returns step, loss, cross_entropy, load_balancing,
+        orthogonality, grad_norm, lr, tokens."""
+        self._handle.step(self._jsonl(conversations))
+        return self.last_stats()
+
+    def evaluate(self, conversations) -> float:
+        """Mean cross-entropy per assistant token (no update)."""
+        return self._handle.evaluate(self._jsonl(conversations))
+
+    def last_stats(self) -> Dict[str, Any]:
+        return json.loads(self._handle.last_stats().decode("utf-8"))
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes the mixture as one safetensors file (atomically)."""
+        self._handle.save(os.fsencode(path))
+
+    def fit(self, train: Union[str, os.PathLike, Sequence[Any]], *, epochs: int = 4, batch_size: int = 4,
+            validation: Optional[Union[str, os.PathLike, Sequence[Any]]] = None, metrics_path: Optional[str] = None,
+            seed: int = 0, progress: bool = True) -> List[float]:
+        """The convenience loop: `epochs` passes over `train` (a JSON-lines file or a list) in a
+        seeded order, batches of `batch_size`, a progress bar on stderr, one JSON line of
+        statistics per step (and one per epoch with the validation cross-entropy) appended to
+        `metrics_path`. Returns the validation cross-entropy after each epoch (empty without
+        validation data)."""
+        import random
+        import sys
+
+        def lines(source) -> List[str]:
+            if isinstance(source, (str, os.PathLike)):
+                with open(source) as f:
+                    return [line for line in f.read().splitlines() if line.strip()]
+            return [c if isinstance(c, str) else json.dumps(c) for c in source]
+
+        data, held = lines(train), lines(validation) if validation is not None else None
+        if not data:
+            raise invalid_argument("no training conversations")
+        checked_int(epochs, "epochs", 1 << 31, 1)
+        checked_int(batch_size, "batch_size", 1 << 31, 1)
+        order, rng = list(range(len(data))), random.Random(seed)
+        per_epoch = (len(data) + batch_size - 1) // batch_size
+        total, done, scores = per_epoch * epochs, 0, []
+        metrics = open(metrics_path, "a") if metrics_path else None
+        try:
+            for epoch in range(epochs):
+                rng.shuffle(order)
+                for b in range(per_epoch):
+                    stats = self.step("\n".join(data[i] for i in order[b * batch_size:(b + 1) * batch_size]))
+                    done += 1
+                    if metrics:
+                        metrics.write(json.dumps(stats) + "\n")
+                        metrics.flush()
+                    if progress:
+                        filled = 30 * done // total
+                        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} "
+                                         f"loss {stats['loss']:.4f} ce {stats['cross_entropy']:.4f}")
+                        sys.stderr.flush()
+                if held is not None:
+                    scores.append(self.evaluate(held))
+                    if metrics:
+                        metrics.write(json.dumps({"epoch": epoch + 1, "validation_cross_entropy": scores[-1]}) + "\n")
+        finally:
+            if metrics:
+                metrics.close()
+            if progress:
+                sys.stderr.write("\n")
+        return scores

@@ -525,3 +525,39 @@ class TrainerHandle(OwnedHandle):
     def export_expert(self, expert: int, folder: bytes) -> None:
         check(_lib.moragent_trainer_export_expert(self.address, checked_int(expert, "expert", SIZE_MAX),
                                                   c_string(folder, "folder")))
+
+
+class SFTTrainerHandle(OwnedHandle):
+    """An owned ``moragent_sft_trainer *``; ``engine`` is kept alive with it."""
+
+    _free = staticmethod(_lib.moragent_sft_trainer_free)
+
+    def __init__(self, address: int, engine: EngineHandle):
+        super().__init__(address)
+        self.engine = engine
+
+    @classmethod
+    def create(cls, engine: EngineHandle, config: bytes) -> "SFTTrainerHandle":
+        out = c_void_p()
+        check(_lib.moragent_sft_trainer_create(engine.address, c_string(config, "config"), byref(out)))
+        return cls(out.value, engine)
+
+    def step(self, batch: bytes) -> None:
+        check(_lib.moragent_sft_trainer_step(self.address, c_string(batch, "batch")))
+
+    def evaluate(self, jsonl: bytes) -> float:
+        value = ctypes.c_double()
+        check(_lib.moragent_sft_trainer_evaluate(self.address, c_string(jsonl, "jsonl"), byref(value)))
+        return value.value
+
+    def last_stats(self) -> bytes:
+        length = c_size_t()
+        status = _lib.moragent_sft_trainer_last_stats(self.address, None, 0, byref(length))
+        if status != _lib.MORAGENT_ERROR_BUFFER_TOO_SMALL:
+            check(status)
+        text = ctypes.create_string_buffer(length.value + 1)
+        check(_lib.moragent_sft_trainer_last_stats(self.address, text, len(text), byref(length)))
+        return text.raw[:length.value]
+
+    def save(self, path: bytes) -> None:
+        check(_lib.moragent_sft_trainer_save(self.address, c_string(path, "path")))

@@ -724,3 +724,32 @@ moragent_trainer_load = _bind("moragent_trainer_load", [moragent_trainer_p, c_ch
 # moragent_status moragent_trainer_export_expert(moragent_trainer *trainer, size_t expert, const char *folder);
 moragent_trainer_export_expert = _bind("moragent_trainer_export_expert", [moragent_trainer_p, c_size_t, c_char_p],
                                        moragent_status)
+
+# ---- Supervised training of Mixture-of-Roles (0.4) -------------------------------------------
+
+# typedef struct moragent_sft_trainer moragent_sft_trainer;   (handled as an opaque address)
+moragent_sft_trainer_p = c_void_p
+
+# moragent_status moragent_sft_trainer_create(const moragent_engine *engine, const char *config_json,
+#                                             moragent_sft_trainer **out_trainer);
+moragent_sft_trainer_create = _bind("moragent_sft_trainer_create", [moragent_engine_p, c_char_p, POINTER(moragent_sft_trainer_p)],
+                                    moragent_status)
+
+# moragent_status moragent_sft_trainer_free(moragent_sft_trainer *trainer);
+moragent_sft_trainer_free = _bind("moragent_sft_trainer_free", [moragent_sft_trainer_p], moragent_status)
+
+# moragent_status moragent_sft_trainer_step(moragent_sft_trainer *trainer, const char *batch_jsonl);
+moragent_sft_trainer_step = _bind("moragent_sft_trainer_step", [moragent_sft_trainer_p, c_char_p], moragent_status)
+
+# moragent_status moragent_sft_trainer_evaluate(moragent_sft_trainer *trainer, const char *jsonl,
+#                                               double *out_cross_entropy);
+moragent_sft_trainer_evaluate = _bind("moragent_sft_trainer_evaluate", [moragent_sft_trainer_p, c_char_p, POINTER(c_double)],
+                                      moragent_status)
+
+# moragent_status moragent_sft_trainer_last_stats(const moragent_sft_trainer *trainer, char *buffer,
+#                                                 size_t capacity, size_t *out_length);
+moragent_sft_trainer_last_stats = _bind("moragent_sft_trainer_last_stats",
+                                        [moragent_sft_trainer_p, POINTER(c_char), c_size_t, POINTER(c_size_t)], moragent_status)
+
+# moragent_status moragent_sft_trainer_save(moragent_sft_trainer *trainer, const char *path);
+moragent_sft_trainer_save = _bind("moragent_sft_trainer_save", [moragent_sft_trainer_p, c_char_p], moragent_status)
