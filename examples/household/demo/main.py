@@ -192,9 +192,12 @@ def table(result: dict) -> str:
 
 def write_report(result: dict, out: str) -> None:
     curve = result["curve"]
+    rates = [(s["update"], s["success_rate"]) for s in curve]
+    window = 5
+    smoothed = [(u, statistics.mean(r for _, r in rates[max(0, i - window + 1):i + 1])) for i, (u, _) in enumerate(rates)]
     plots.line_chart(os.path.join(out, "learning_curve.png"),
-                     [("success rate (training rollouts)", [(s["update"], s["success_rate"]) for s in curve], None),
-                      ("mean return / 10", [(s["update"], s["mean_return"] / agent.SUCCESS_REWARD) for s in curve], None)],
+                     [("success rate (training rollouts)", rates, None),
+                      (f"mean of the last {window} updates", smoothed, None)],
                      title=f"PA-MoE GiGPO on the household world ({result['routing']} routing)",
                      x_label="update", y_label="rate", y_range=(0, 1))
     rows = result["timelines"][:16]
