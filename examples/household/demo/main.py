@@ -146,6 +146,7 @@ def train_and_evaluate(model: str, routing: str, seed: int, budget: dict, out: s
     trainer = moragent.Trainer(policy, advantage="gigpo", learning_rate=budget["learning_rate"], weight_decay=0.0,
                                mini_batches=budget["mini_batches"], diversity_interval=10, diversity_samples=16, chunk_steps=64,
                                router_learning_rate_scale=0.1, balance_coefficient=0.01,
+                               kl_coefficient=budget.get("kl_coefficient", 0.0),
                                metrics_path=os.path.join(out, "metrics.jsonl"), seed=seed)
     counter = agent.EpisodeCounter()
     held_out = agent.task_sample(random.Random(1000 + seed), "heldout", budget["eval_per_type"] * len(TYPES[budget["world"]]), budget["world"])
