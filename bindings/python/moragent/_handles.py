@@ -231,6 +231,18 @@ def _array_out(call, handle_address, element):
     return pointer[:count.value]
 
 
+def _sized_text(call, handle_address) -> bytes:
+    """The text of a call with the library's buffer convention (``call(handle, buffer, capacity,
+    out_length)``): asks for the length, then fetches into a buffer of that size."""
+    length = c_size_t()
+    status = call(handle_address, None, 0, byref(length))
+    if status != _lib.MORAGENT_ERROR_BUFFER_TOO_SMALL:
+        check(status)
+    text = ctypes.create_string_buffer(length.value + 1)
+    check(call(handle_address, text, len(text), byref(length)))
+    return text.raw[:length.value]
+
+
 def _text_out(call, handle_address) -> bytes:
     pointer, length = POINTER(c_char)(), c_size_t()
     check(call(handle_address, byref(pointer), byref(length)))
@@ -450,13 +462,7 @@ class PolicyHandle(OwnedHandle):
                                                float(reward), 1 if success else 0))
 
     def trace(self) -> bytes:
-        length = c_size_t()
-        status = _lib.moragent_policy_trace_jsonl(self.address, None, 0, byref(length))
-        if status != _lib.MORAGENT_ERROR_BUFFER_TOO_SMALL:
-            check(status)
-        text = ctypes.create_string_buffer(length.value + 1)
-        check(_lib.moragent_policy_trace_jsonl(self.address, text, len(text), byref(length)))
-        return text.raw[:length.value]
+        return _sized_text(_lib.moragent_policy_trace_jsonl, self.address)
 
     def clear_ended(self) -> None:
         check(_lib.moragent_policy_clear_ended(self.address))
@@ -508,13 +514,7 @@ class TrainerHandle(OwnedHandle):
         check(status)
 
     def last_stats(self) -> bytes:
-        length = c_size_t()
-        status = _lib.moragent_trainer_last_stats(self.address, None, 0, byref(length))
-        if status != _lib.MORAGENT_ERROR_BUFFER_TOO_SMALL:
-            check(status)
-        text = ctypes.create_string_buffer(length.value + 1)
-        check(_lib.moragent_trainer_last_stats(self.address, text, len(text), byref(length)))
-        return text.raw[:length.value]
+        return _sized_text(_lib.moragent_trainer_last_stats, self.address)
 
     def save(self, path: bytes) -> None:
         check(_lib.moragent_trainer_save(self.address, c_string(path, "path")))
@@ -551,13 +551,7 @@ class SFTTrainerHandle(OwnedHandle):
         return value.value
 
     def last_stats(self) -> bytes:
-        length = c_size_t()
-        status = _lib.moragent_sft_trainer_last_stats(self.address, None, 0, byref(length))
-        if status != _lib.MORAGENT_ERROR_BUFFER_TOO_SMALL:
-            check(status)
-        text = ctypes.create_string_buffer(length.value + 1)
-        check(_lib.moragent_sft_trainer_last_stats(self.address, text, len(text), byref(length)))
-        return text.raw[:length.value]
+        return _sized_text(_lib.moragent_sft_trainer_last_stats, self.address)
 
     def save(self, path: bytes) -> None:
         check(_lib.moragent_sft_trainer_save(self.address, c_string(path, "path")))
