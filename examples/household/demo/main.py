@@ -37,7 +37,7 @@ from demo import agent, plots  # noqa: E402
 
 # Budgets: the full run fits the 15-minute aim on 2 cores (build included); quick is for CI.
 BUDGETS = {
-    "full": dict(world="small", walkthroughs=2400, noise=0.3, pretrain_steps=1500, pretrain_batch=16, updates=40, groups=8, learning_rate=1e-3, mini_batches=1,
+    "full": dict(world="small", walkthroughs=2400, noise=0.3, pretrain_steps=1500, pretrain_batch=16, updates=40, groups=8, learning_rate=3e-3, mini_batches=1, kl_coefficient=0.1,
                  group_size=8, max_steps=30, eval_per_type=20),
     "quick": dict(world="mini", walkthroughs=800, noise=0.3, pretrain_steps=600, pretrain_batch=16, updates=20, groups=8, learning_rate=3e-3, mini_batches=1,
                   group_size=8, max_steps=20, eval_per_type=30),
