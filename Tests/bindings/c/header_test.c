@@ -129,6 +129,19 @@ static moragent_status (*const check_result_probabilities)(const moragent_step_r
     moragent_step_result_probabilities;
 static moragent_status (*const check_result_timing)(const moragent_step_result *, double *, double *) =
     moragent_step_result_timing;
+/* 0.3 */
+static moragent_status (*const check_router_token)(const moragent_experts *, size_t, int32_t, uint64_t, moragent_router **) =
+    moragent_router_create_token;
+static moragent_status (*const check_mor_default)(moragent_mor_params *) = moragent_mor_params_default;
+static moragent_status (*const check_router_roles)(const moragent_engine *, const moragent_mor_params *, uint64_t,
+                                                   moragent_router **) = moragent_router_create_roles;
+static moragent_status (*const check_roles_save)(const moragent_router *, const char *) = moragent_router_roles_save;
+static moragent_status (*const check_roles_load)(const moragent_engine *, const char *, moragent_router **) =
+    moragent_router_roles_load;
+static moragent_status (*const check_result_roles)(const moragent_step_result *, const int32_t **, size_t *) =
+    moragent_step_result_roles;
+static moragent_status (*const check_result_token_experts)(const moragent_step_result *, const int32_t **, size_t *,
+                                                           size_t *) = moragent_step_result_token_experts;
 /* 0.4 */
 static moragent_status (*const check_begin_episode)(moragent_policy *, int64_t, int64_t) = moragent_policy_begin_episode;
 static moragent_status (*const check_recorded_steps)(const moragent_policy *, size_t *) = moragent_policy_recorded_steps;
@@ -210,7 +223,9 @@ int main(void) {
         (const void *)&check_trainer_save, (const void *)&check_trainer_load, (const void *)&check_trainer_export,
         (const void *)&check_trainer_params, (const void *)&check_sft_create, (const void *)&check_sft_free,
         (const void *)&check_sft_step, (const void *)&check_sft_evaluate, (const void *)&check_sft_stats,
-        (const void *)&check_sft_save,
+        (const void *)&check_sft_save, (const void *)&check_router_token, (const void *)&check_mor_default,
+        (const void *)&check_router_roles, (const void *)&check_roles_save, (const void *)&check_roles_load,
+        (const void *)&check_result_roles, (const void *)&check_result_token_experts,
     };
     (void)all;
     if (check_version_number() / 1000000 != MORAGENT_VERSION_MAJOR) {
