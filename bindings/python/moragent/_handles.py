@@ -177,21 +177,10 @@ class EngineHandle(OwnedHandle):
         generation (AbortedError); an exception it raises stops it too and is re-raised here,
         so Ctrl-C works during a long generation."""
         array = int32_array(prompt, "prompt")
-        raised: List[BaseException] = []
-        callback = _lib.moragent_progress_fn()  # NULL: no callback
-        if progress is not None:
-            def trampoline(done: int, total: int, user: Optional[int]) -> int:
-                try:
-                    return 1 if progress(done, total) else 0
-                except BaseException as error:  # noqa: B036 - handed back to the caller below
-                    raised.append(error)
-                    return 1
-            callback = _lib.moragent_progress_fn(trampoline)
+        callback, raised = _progress_callback(progress)
         out = c_void_p()
         status = _lib.moragent_generate(self.address, array, len(array), byref(params), callback, None, byref(out))
-        if raised:
-            raise raised[0]
-        check(status)
+        _check_after_callback(status, raised)
         return GenerationHandle(out.value)
 
 
@@ -229,6 +218,30 @@ def _array_out(call, handle_address, element):
     pointer, count = POINTER(element)(), c_size_t()
     check(call(handle_address, byref(pointer), byref(count)))
     return pointer[:count.value]
+
+
+def _progress_callback(progress: Optional[Callable[[int, int], object]]):
+    """A ``moragent_progress_fn`` calling ``progress(done, total)`` (NULL for None) and the list
+    that collects what it raised: a true return or an exception aborts the library call, and
+    the exception is re-raised after it (so Ctrl-C works during a long call)."""
+    raised: List[BaseException] = []
+    if progress is None:
+        return _lib.moragent_progress_fn(), raised
+
+    def trampoline(done: int, total: int, user: Optional[int]) -> int:
+        try:
+            return 1 if progress(done, total) else 0
+        except BaseException as error:  # noqa: B036 - handed back to the caller
+            raised.append(error)
+            return 1
+    return _lib.moragent_progress_fn(trampoline), raised
+
+
+def _check_after_callback(status: int, raised: List[BaseException]) -> None:
+    """Re-raises what a progress callback raised, else checks the status."""
+    if raised:
+        raise raised[0]
+    check(status)
 
 
 def _sized_text(call, handle_address) -> bytes:
@@ -498,20 +511,8 @@ class TrainerHandle(OwnedHandle):
 
     def update(self, progress: Optional[Callable[[int, int], object]] = None) -> None:
         """Runs ``moragent_trainer_update``; ``progress(done, total)`` as for ``generate``."""
-        raised: List[BaseException] = []
-        callback = _lib.moragent_progress_fn()  # NULL: no callback
-        if progress is not None:
-            def trampoline(done: int, total: int, user: Optional[int]) -> int:
-                try:
-                    return 1 if progress(done, total) else 0
-                except BaseException as error:  # noqa: B036 - handed back to the caller below
-                    raised.append(error)
-                    return 1
-            callback = _lib.moragent_progress_fn(trampoline)
-        status = _lib.moragent_trainer_update(self.address, callback, None)
-        if raised:
-            raise raised[0]
-        check(status)
+        callback, raised = _progress_callback(progress)
+        _check_after_callback(_lib.moragent_trainer_update(self.address, callback, None), raised)
 
     def last_stats(self) -> bytes:
         return _sized_text(_lib.moragent_trainer_last_stats, self.address)
