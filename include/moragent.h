@@ -1082,6 +1082,12 @@ typedef struct moragent_trainer_params {
      * gradient reinforces the expert a router already prefers, so a router trained as fast as
      * small experts can collapse onto one before they differ; 0.1 is a safer start there. */
     float router_learning_rate_scale;
+    /* Non-zero: every forward keeps only each decoder layer's input and the backward recomputes
+     * the layer's other activations from it: per layer and token, hidden_size floats are kept
+     * instead of 2 * (hidden_size + (heads + kv_heads) * head_dim + intermediate_size), for about
+     * one more forward per pass; the update is the same bit for bit. 0 keeps every activation.
+     * Default 0. */
+    int32_t recompute_activations;
 } moragent_trainer_params;
 
 /* (0.4) Fills `params` with the defaults documented on each field; struct_size is kept.
@@ -1177,7 +1183,9 @@ typedef struct moragent_sft_trainer moragent_sft_trainer;
  * schedule ("constant" | "linear" | "cosine"), planned_steps (steps the schedule spans; default
  * 1), clip_norm (1), seed, routed_counts ([4,4,3]), top_k ([3,3,2]), rank (16), scale (1),
  * shared_gate, target_modules, load_balancing_coefficient (1e-3), orthogonality_coefficient
- * (1e-4). Unknown keys are errors. `config_json`: NUL-terminated UTF-8 (NULL: "{}").
+ * (1e-4), recompute_activations (false; true keeps only each layer's input for the backward,
+ * which recomputes the rest: less memory, about one more forward per step, the same update).
+ * Unknown keys are errors. `config_json`: NUL-terminated UTF-8 (NULL: "{}").
  * `out_trainer`: receives the trainer (caller-owned, moragent_sft_trainer_free).
  * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (NULL
  * out pointer, an engine without tokenizer.json, values out of range);

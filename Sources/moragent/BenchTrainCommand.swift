@@ -4,7 +4,8 @@ import MoRAgent
 
 /// `moragent bench train`: one LoRA training step as the PyTorch peer runs it (r = 32, alpha 64 on
 /// q_proj and v_proj, base frozen, AdamW lr 1e-4, batch 4 × 256, cross-entropy on every next
-/// token, forward + backward + step), with the process's peak resident memory.
+/// token, forward + backward + step), with the process's peak resident memory. `--recompute`
+/// runs it with `ActivationMemory.recompute`, to measure what that trades.
 struct BenchTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "A LoRA training step (peer workload), as JSON.")
 
@@ -14,6 +15,7 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads.") var threads = 2
     @Option(help: "Sequences per step.") var batch = 4
     @Option(help: "Tokens per sequence.") var length = 256
+    @Flag(help: "Keep only each layer's input and recompute the rest in the backward.") var recompute = false
 
     func run() throws {
         let decoder: Decoder
@@ -30,13 +32,14 @@ struct BenchTrainCommand: ParsableCommand {
         let sequences = (0..<batch).map { _ in (0..<length).map { _ in Int32(g.next() % UInt64(c.vocabularySize)) } }
         let targets = try TokenCrossEntropy.nextTokenTargets(sequences)
         var times: [Double] = []
-        var loss = 0.0
+        var loss = 0.0, tapeBytes = 0
         for r in 0...repeats {
             let t = ForwardBenchmark.now()
             gradients.zero()
             let adapter = try ExpertMixtureAdapter(experts: experts, routes: sequences.map { _ in .expert(0) }, tokenCounts: sequences.map(\.count))
             adapter.gradients = gradients
-            let tape = try decoder.trainingForward(sequences, adapter: adapter)
+            let tape = try decoder.trainingForward(sequences, adapter: adapter, activationMemory: recompute ? .recompute : .store)
+            tapeBytes = tape.byteCount
             let (l, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: decoder.weights.lmHead)
             try decoder.backward(tape, hiddenGradient: dHidden)
             try optimizer.step()
@@ -48,11 +51,12 @@ struct BenchTrainCommand: ParsableCommand {
         let step = ForwardBenchmark.median(times)
         let result: JSONValue = .object([
             ("engine", .string("moragent")), ("config", .string(model ?? shape!)), ("threads", .number(Double(threads))),
-            ("batch", .number(Double(batch))), ("length", .number(Double(length))),
+            ("batch", .number(Double(batch))), ("length", .number(Double(length))), ("recompute", .bool(recompute)),
             ("train_step_s", .number(step.rounded(toPlaces: 4))),
             ("train_tokens_per_s", .number((Double(batch * length) / step).rounded(toPlaces: 1))),
             ("trainable_params", .number(Double(experts.experts[0].parameterCount))),
             ("last_loss", .number(loss.rounded(toPlaces: 4))),
+            ("tape_mb", .number((Double(tapeBytes) / 1_048_576).rounded(toPlaces: 1))),
             ("peak_rss_mb", .number((Double(usage.ru_maxrss) / 1024).rounded(toPlaces: 1))),
         ])
         print(result.serialized)

@@ -37,6 +37,8 @@ struct TrainBaseCommand: ParsableCommand {
     @Option(help: "Leave out words seen fewer times than this (they become <unk>).") var minFrequency = 1
     @Option(help: "RoPE base.") var ropeTheta: Double = 10_000
     @Option(help: "Print metrics every this many steps.") var logEvery = 10
+    @Flag(help: "Keep only each layer's input and recompute the rest in the backward (less memory, about one more forward per step).")
+    var recompute = false
 
     func run() throws {
         var c = BaseModelPretrainingConfiguration()
@@ -44,6 +46,7 @@ struct TrainBaseCommand: ParsableCommand {
         c.intermediateSize = intermediate; c.steps = steps; c.batchSize = batch; c.optimizer.learningRate = lr
         c.optimizer.weightDecay = weightDecay; c.warmupSteps = warmup; c.clipNorm = clipNorm; c.seed = seed
         c.maxLength = maxLength; c.truncate = truncate; c.lossMarker = maskAfter; c.ropeTheta = ropeTheta
+        c.activationMemory = recompute ? .recompute : .store
         try c.validate()
         try BaseModelPretrainer.checkOutputFolder(out)
         var builder = WordLevelTokenizerBuilder()

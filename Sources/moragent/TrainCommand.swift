@@ -17,7 +17,9 @@ struct TrainSFTCommand: ParsableCommand {
         Config keys: model, train_data, output (required); validation_data, epochs (4), batch_size (4),
         max_length (512), learning_rate (5e-5), weight_decay, warmup_steps, schedule (constant|linear|cosine),
         clip_norm (1), seed, routed_counts ([4,4,3]), top_k ([3,3,2]), rank (16), scale (1), shared_gate,
-        target_modules, load_balancing_coefficient (1e-3), orthogonality_coefficient (1e-4).
+        target_modules, load_balancing_coefficient (1e-3), orthogonality_coefficient (1e-4),
+        recompute_activations (false: true keeps only each layer's input and recomputes the rest in the
+        backward, less memory for about one more forward per step).
         Writes OUTPUT/metrics.jsonl and OUTPUT/mixture_of_roles.safetensors; progress goes to stderr.
         """)
 

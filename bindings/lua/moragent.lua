@@ -275,6 +275,7 @@ typedef struct moragent_trainer_params {
     const char *metrics_path;
     size_t rollout_capacity;
     float router_learning_rate_scale;
+    int32_t recompute_activations;
 } moragent_trainer_params;
 moragent_status moragent_trainer_params_default(moragent_trainer_params *params);
 moragent_status moragent_trainer_create(moragent_policy *policy, const moragent_trainer_params *params,
@@ -919,7 +920,7 @@ local trainer_fields = {
   switch_coefficient = "number", switch_lambda = "number", diversity_coefficient = "number",
   diversity_interval = "int32", diversity_samples = "int32", diversity_buffer = "int32",
   diversity_margin = "number", mini_batches = "int32", epochs = "int32", chunk_steps = "int32", seed = "size",
-  rollout_capacity = "size", router_learning_rate_scale = "number",
+  rollout_capacity = "size", router_learning_rate_scale = "number", recompute_activations = "flag",
 }
 
 local function trainer_value(kind, v, name)

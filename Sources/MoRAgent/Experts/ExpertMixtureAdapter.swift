@@ -112,6 +112,12 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
         }
     }
 
+    /// The same as `addDelta`: a fixed mixture decides and records nothing in the forward.
+    public func replayDelta(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+                            output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int) {
+        addDelta(layer: layer, kind: kind, input: input, inputStride: inputStride, output: output, outputStride: outputStride, rows: rows)
+    }
+
     /// LoRA backward for each expert group: with `T = X Aᵀ` (recomputed, it is only r wide) and
     /// `Y += (w·s·T) Bᵀ`: `dB += (w·s·T)ᵀ dY`, `dT = w·s·dY B`, `dA += dTᵀ X`, `dX += dT A`.
     public func backward(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,

@@ -26,7 +26,16 @@ extension DecoderAdapter {
 /// reverse of the forward order (down, up, gate, o, v, k, q), so an adapter whose decision at a
 /// layer's q projection covers the whole layer (a token router) sees that decision's last use
 /// first and its own input last.
+///
+/// With `ActivationMemory.recompute`, the backward first runs each layer's forward again, from
+/// the layer's kept input, calling `replayDelta` where the forward called `addDelta`.
 public protocol TrainableAdapter: DecoderAdapter {
+    /// Adds the same delta to projection `kind` of `layer` that the forward's `addDelta` added,
+    /// given the same input, reusing the decisions recorded then (routing, gate values) and
+    /// recording nothing: recomputing a layer for the backward must leave the adapter as the
+    /// forward left it (its recorded choices, its losses) and give bit-identical activations.
+    func replayDelta(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+                     output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int)
     /// For projection `kind` of `layer` over `rows` rows: accumulates the adapter's parameter
     /// gradients from `input[N, in]` and `outputGradient[N, out]`, and adds the adapter's share of
     /// the input gradient into `inputGradient[N, in]`.

@@ -1,9 +1,22 @@
-/// What a training forward keeps for the backward, per layer (shapes `[N, ·]` over the packed
+/// What a training forward keeps for the backward (DESIGN.md §5: store only the activations the
+/// backward needs; recompute where memory says so).
+public enum ActivationMemory: Sendable {
+    /// Keep each layer's input, q/k/v, attention output, post-attention residual and gate/up
+    /// projections: the backward reads them and nothing is computed twice.
+    case store
+    /// Keep only each layer's input; the backward recomputes the layer's other activations from
+    /// it right before that layer's backward, the adapter replaying the decisions it recorded
+    /// (`TrainableAdapter.replayDelta`). Per layer and row that keeps `C` floats instead of
+    /// `2C + 2(H+KVH)·D + 2I` (a fifteenth on Qwen2.5-0.5B's shape), for about one more forward
+    /// (without the down projections) per backward. Gradients are bit-identical to `.store`: the
+    /// recompute runs the same kernels on the same inputs.
+    case recompute
+}
+
+/// The activations of one layer that `Decoder.backward` reads (shapes `[N, ·]` over the packed
 /// rows). Norm outputs, attention probabilities and LoRA intermediates are recomputed instead:
-/// they are cheap next to the products that produce the kept tensors.
-struct LayerTape {
-    /// `[N, C]` residual stream entering the layer.
-    let input: Tensor
+/// they are cheap next to the products that produce these.
+struct LayerActivations {
     /// `[N, (H+2·KVH)·D]` q, k, v after the adapter and RoPE.
     let qkv: Tensor
     /// `[N, H·D]` attention output (the input of o_proj).
@@ -12,6 +25,25 @@ struct LayerTape {
     let middle: Tensor
     /// `[N, 2I]` gate and up projections before SwiGLU.
     let gateUp: Tensor
+
+    /// Buffers for `n` rows of a model of `config`, for `Decoder.layerActivations` to fill.
+    init(rows n: Int, config c: ModelConfig) {
+        qkv = Tensor(uninitialized: [n, c.qkvWidth])
+        attention = Tensor(uninitialized: [n, c.headCount * c.headDimension])
+        middle = Tensor(uninitialized: [n, c.hiddenSize])
+        gateUp = Tensor(uninitialized: [n, 2 * c.intermediateSize])
+    }
+
+    /// Floats held.
+    var count: Int { qkv.count + attention.count + middle.count + gateUp.count }
+}
+
+/// What a training forward keeps of one layer.
+struct LayerTape {
+    /// `[N, C]` residual stream entering the layer.
+    let input: Tensor
+    /// The rest of what the backward reads; nil under `ActivationMemory.recompute`.
+    let activations: LayerActivations?
 }
 
 /// A training forward's record: enough to run `Decoder.backward`.
@@ -24,21 +56,51 @@ public final class TrainingTape {
     public let hidden: Tensor
     /// The adapter the forward ran with.
     public let adapter: TrainableAdapter?
+    /// What the forward kept, and so what the backward recomputes.
+    public let activationMemory: ActivationMemory
     let layers: [LayerTape]
     /// `[N, C]` residual stream before the final norm.
     let final: Tensor
 
-    init(sequences: [[Int32]], rowRanges: [Range<Int>], hidden: Tensor, adapter: TrainableAdapter?, layers: [LayerTape], final: Tensor) {
+    init(sequences: [[Int32]], rowRanges: [Range<Int>], hidden: Tensor, adapter: TrainableAdapter?, activationMemory: ActivationMemory,
+         layers: [LayerTape], final: Tensor) {
         self.sequences = sequences
         self.rowRanges = rowRanges
         self.hidden = hidden
         self.adapter = adapter
+        self.activationMemory = activationMemory
         self.layers = layers
         self.final = final
     }
 
     /// Number of packed rows `N`.
     public var rowCount: Int { hidden.rows }
+
+    /// Bytes of the decoder activations the tape holds (every layer's kept tensors, `final` and
+    /// `hidden`; not what the adapter records): the memory `ActivationMemory` trades for compute.
+    public var byteCount: Int {
+        let floats = layers.reduce(hidden.count + final.count) { $0 + $1.input.count + ($1.activations?.count ?? 0) }
+        return floats * MemoryLayout<Float>.stride
+    }
+}
+
+/// How a layer's forward applies the adapter.
+enum AdapterPass {
+    /// The training forward: the adapter decides and records (`addDelta`).
+    case record
+    /// The backward's recompute: the adapter reuses what it recorded (`replayDelta`).
+    case replay
+}
+
+extension TrainableAdapter {
+    /// `addDelta` or `replayDelta`, as `pass` says.
+    func delta(_ pass: AdapterPass, layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+               output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int) {
+        switch pass {
+        case .record: addDelta(layer: layer, kind: kind, input: input, inputStride: inputStride, output: output, outputStride: outputStride, rows: rows)
+        case .replay: replayDelta(layer: layer, kind: kind, input: input, inputStride: inputStride, output: output, outputStride: outputStride, rows: rows)
+        }
+    }
 }
 
 /// Gradients of base weights, for full fine-tuning (DESIGN.md §5: a baseline, and training tiny
@@ -66,8 +128,10 @@ public final class DecoderGradients: @unchecked Sendable {
 extension Decoder {
     /// A forward over whole sequences (positions from 0, no cache reuse) that records what the
     /// backward needs; `adapter` deltas are applied as in inference. Returns the tape, whose
-    /// `hidden` equals `forward(...).hidden` for the same sequences.
-    public func trainingForward(_ sequences: [[Int32]], adapter: TrainableAdapter? = nil) throws -> TrainingTape {
+    /// `hidden` equals `forward(...).hidden` for the same sequences. `activationMemory` chooses
+    /// between keeping every layer's activations and recomputing them in the backward.
+    public func trainingForward(_ sequences: [[Int32]], adapter: TrainableAdapter? = nil,
+                                activationMemory: ActivationMemory = .store) throws -> TrainingTape {
         let c = config
         guard !sequences.isEmpty, sequences.allSatisfy({ !$0.isEmpty }) else { throw MoRAgentError.invalidArgument("training needs non-empty sequences") }
         var ranges: [Range<Int>] = []
@@ -78,66 +142,95 @@ extension Decoder {
             n += s.count
         }
         try adapter?.begin(rowCount: n)
-        let width = c.hiddenSize, qkvWidth = c.qkvWidth, hd = c.headCount * c.headDimension, inter = c.intermediateSize, half = c.headDimension / 2
+        let width = c.hiddenSize
         let (cosines, sines) = rotaryTables(ranges)
         var x = Tensor(uninitialized: [n, width])
         for (s, seq) in sequences.enumerated() {
             for (i, t) in seq.enumerated() { (x.pointer + (ranges[s].lowerBound + i) * width).update(from: weights.embedding.pointer + Int(t) * width, count: width) }
         }
         let h = Tensor(uninitialized: [n, width])
-        let act = Tensor(uninitialized: [n, inter])
+        let act = Tensor(uninitialized: [n, c.intermediateSize])
+        let scores = attentionScores(ranges)
+        // Recomputing: one set of buffers serves every layer, the tape keeps only the inputs.
+        let reused = activationMemory == .recompute ? LayerActivations(rows: n, config: c) : nil
         var tapes: [LayerTape] = []
-        let maxLength = sequences.map(\.count).max()!
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: Attention.scoreCapacity(n: maxLength, length: maxLength))
-        defer { scores.deallocate() }
-        for (layerIndex, layer) in weights.layers.enumerated() {
-            let qkv = Tensor(uninitialized: [n, qkvWidth]), attention = Tensor(uninitialized: [n, hd])
-            let gateUp = Tensor(uninitialized: [n, 2 * inter])
-            Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
-            BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.qkv.pointer, outFeatures: qkvWidth, into: qkv.pointer)
-            if let b = layer.qkvBias { for r in 0..<n { Kernels.add(b.pointer, into: qkv.pointer + r * qkvWidth, count: qkvWidth) } }
-            if let adapter {
-                for kind in [ProjectionKind.q, .k, .v] {
-                    adapter.addDelta(layer: layerIndex, kind: kind, input: h.pointer, inputStride: width,
-                                     output: qkv.pointer + layer.slice(of: kind, config: c).rows.lowerBound, outputStride: qkvWidth, rows: n)
-                }
-            }
-            for r in 0..<n {
-                Kernels.rotary(qkv.pointer + r * qkvWidth, heads: c.headCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
-                Kernels.rotary(qkv.pointer + r * qkvWidth + hd, heads: c.keyValueHeadCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
-            }
-            for range in ranges {
-                let base = qkv.pointer + range.lowerBound * qkvWidth
-                // Keys and values are read in place from the fused rows (row stride qkvWidth).
-                Attention.forward(config: c, queries: base, qStride: qkvWidth, count: range.count, firstPosition: 0,
-                                  keys: base + hd, values: base + hd + c.keyValueWidth, kvStride: qkvWidth, scores: scores,
-                                  into: attention.pointer + range.lowerBound * hd, outStride: hd)
-            }
-            let middle = x.copy()
-            BLAS.linear(attention.pointer, rows: n, inFeatures: hd, weight: layer.output.pointer, outFeatures: width, into: middle.pointer, accumulate: true)
-            if let b = layer.outputBias { for r in 0..<n { Kernels.add(b.pointer, into: middle.pointer + r * width, count: width) } }
-            adapter?.addDelta(layer: layerIndex, kind: .o, input: attention.pointer, inputStride: hd, output: middle.pointer, outputStride: width, rows: n)
-            Kernels.rmsNorm(middle.pointer, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
-            BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.gateUp.pointer, outFeatures: 2 * inter, into: gateUp.pointer)
-            if let b = layer.gateUpBias { for r in 0..<n { Kernels.add(b.pointer, into: gateUp.pointer + r * 2 * inter, count: 2 * inter) } }
-            if let adapter {
-                adapter.addDelta(layer: layerIndex, kind: .gate, input: h.pointer, inputStride: width, output: gateUp.pointer, outputStride: 2 * inter, rows: n)
-                adapter.addDelta(layer: layerIndex, kind: .up, input: h.pointer, inputStride: width, output: gateUp.pointer + inter, outputStride: 2 * inter, rows: n)
-            }
-            for r in 0..<n {
-                let g = gateUp.pointer + r * 2 * inter
-                Kernels.siluMultiply(gate: g, up: g + inter, into: act.pointer + r * inter, count: inter)
-            }
-            let out = middle.copy()
-            BLAS.linear(act.pointer, rows: n, inFeatures: inter, weight: layer.down.pointer, outFeatures: width, into: out.pointer, accumulate: true)
-            if let b = layer.downBias { for r in 0..<n { Kernels.add(b.pointer, into: out.pointer + r * width, count: width) } }
-            adapter?.addDelta(layer: layerIndex, kind: .down, input: act.pointer, inputStride: inter, output: out.pointer, outputStride: width, rows: n)
-            tapes.append(LayerTape(input: x, qkv: qkv, attention: attention, middle: middle, gateUp: gateUp))
+        for layerIndex in weights.layers.indices {
+            let a = reused ?? LayerActivations(rows: n, config: c)
+            layerActivations(layerIndex, input: x, ranges: ranges, cosines: cosines, sines: sines, adapter: adapter, pass: .record,
+                             normed: h, scores: scores, into: a)
+            let out = layerOutput(layerIndex, a, adapter: adapter, act: act)
+            tapes.append(LayerTape(input: x, activations: reused == nil ? a : nil))
             x = out
         }
         let hidden = Tensor(uninitialized: [n, width])
         Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: weights.finalNorm.pointer, eps: c.rmsNormEps, into: hidden.pointer)
-        return TrainingTape(sequences: sequences, rowRanges: ranges, hidden: hidden, adapter: adapter, layers: tapes, final: x)
+        return TrainingTape(sequences: sequences, rowRanges: ranges, hidden: hidden, adapter: adapter, activationMemory: activationMemory,
+                            layers: tapes, final: x)
+    }
+
+    /// Layer `layerIndex` of a training forward from `input[N, C]` up to the MLP's gate and up
+    /// projections, written into `a`: the forward and the backward's recompute both run this, so
+    /// a recomputed layer is the forward's bit for bit. `pass` says whether the adapter decides
+    /// (the forward) or replays its decisions (the recompute). `normed[N, C]` is scratch (it ends
+    /// holding the MLP's normed input); `scores` is `attentionScores(ranges)`.
+    func layerActivations(_ layerIndex: Int, input x: Tensor, ranges: [Range<Int>], cosines: Tensor, sines: Tensor,
+                          adapter: TrainableAdapter?, pass: AdapterPass, normed h: Tensor, scores: Tensor, into a: LayerActivations) {
+        let c = config, layer = weights.layers[layerIndex], n = x.rows
+        let width = c.hiddenSize, qkvWidth = c.qkvWidth, hd = c.headCount * c.headDimension, inter = c.intermediateSize, half = c.headDimension / 2
+        let qkv = a.qkv.pointer, attention = a.attention.pointer, middle = a.middle.pointer, gateUp = a.gateUp.pointer
+        Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+        BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.qkv.pointer, outFeatures: qkvWidth, into: qkv)
+        if let b = layer.qkvBias { for r in 0..<n { Kernels.add(b.pointer, into: qkv + r * qkvWidth, count: qkvWidth) } }
+        if let adapter {
+            for kind in [ProjectionKind.q, .k, .v] {
+                adapter.delta(pass, layer: layerIndex, kind: kind, input: h.pointer, inputStride: width,
+                              output: qkv + layer.slice(of: kind, config: c).rows.lowerBound, outputStride: qkvWidth, rows: n)
+            }
+        }
+        for r in 0..<n {
+            Kernels.rotary(qkv + r * qkvWidth, heads: c.headCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
+            Kernels.rotary(qkv + r * qkvWidth + hd, heads: c.keyValueHeadCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
+        }
+        for range in ranges {
+            let base = qkv + range.lowerBound * qkvWidth
+            // Keys and values are read in place from the fused rows (row stride qkvWidth).
+            Attention.forward(config: c, queries: base, qStride: qkvWidth, count: range.count, firstPosition: 0,
+                              keys: base + hd, values: base + hd + c.keyValueWidth, kvStride: qkvWidth, scores: scores.pointer,
+                              into: attention + range.lowerBound * hd, outStride: hd)
+        }
+        middle.update(from: x.pointer, count: n * width)
+        BLAS.linear(attention, rows: n, inFeatures: hd, weight: layer.output.pointer, outFeatures: width, into: middle, accumulate: true)
+        if let b = layer.outputBias { for r in 0..<n { Kernels.add(b.pointer, into: middle + r * width, count: width) } }
+        adapter?.delta(pass, layer: layerIndex, kind: .o, input: attention, inputStride: hd, output: middle, outputStride: width, rows: n)
+        Kernels.rmsNorm(middle, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+        BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.gateUp.pointer, outFeatures: 2 * inter, into: gateUp)
+        if let b = layer.gateUpBias { for r in 0..<n { Kernels.add(b.pointer, into: gateUp + r * 2 * inter, count: 2 * inter) } }
+        if let adapter {
+            adapter.delta(pass, layer: layerIndex, kind: .gate, input: h.pointer, inputStride: width, output: gateUp, outputStride: 2 * inter, rows: n)
+            adapter.delta(pass, layer: layerIndex, kind: .up, input: h.pointer, inputStride: width, output: gateUp + inter, outputStride: 2 * inter, rows: n)
+        }
+    }
+
+    /// The rest of layer `layerIndex`'s forward, `a.middle + down(silu(gate)·up)` (+ bias and the
+    /// adapter's delta): the next layer's input `[N, C]`. Only the forward runs it (the backward
+    /// needs nothing it computes). `act[N, I]` is scratch.
+    func layerOutput(_ layerIndex: Int, _ a: LayerActivations, adapter: TrainableAdapter?, act: Tensor) -> Tensor {
+        let c = config, layer = weights.layers[layerIndex], n = a.middle.rows, width = c.hiddenSize, inter = c.intermediateSize
+        for r in 0..<n {
+            let g = a.gateUp.pointer + r * 2 * inter
+            Kernels.siluMultiply(gate: g, up: g + inter, into: act.pointer + r * inter, count: inter)
+        }
+        let out = a.middle.copy()
+        BLAS.linear(act.pointer, rows: n, inFeatures: inter, weight: layer.down.pointer, outFeatures: width, into: out.pointer, accumulate: true)
+        if let b = layer.downBias { for r in 0..<n { Kernels.add(b.pointer, into: out.pointer + r * width, count: width) } }
+        adapter?.addDelta(layer: layerIndex, kind: .down, input: act.pointer, inputStride: inter, output: out.pointer, outputStride: width, rows: n)
+        return out
+    }
+
+    /// The attention score scratch for packed sequences `ranges` (each attends only to itself).
+    func attentionScores(_ ranges: [Range<Int>]) -> Tensor {
+        let longest = ranges.map(\.count).max()!
+        return Tensor(uninitialized: [Attention.scoreCapacity(n: longest, length: longest)])
     }
 
     /// RoPE tables `[N, D/2]` for packed sequences that each start at position 0. Each position's
@@ -159,6 +252,8 @@ extension Decoder {
     /// Backpropagates `hiddenGradient[N, C]` (the gradient of the loss with respect to the tape's
     /// final hidden states) through the decoder: the adapter accumulates its parameter gradients;
     /// with `baseGradients`, the base weights' gradients are accumulated too (full fine-tuning).
+    /// A tape recorded with `ActivationMemory.recompute` has each layer's activations recomputed
+    /// (the adapter replaying) right before that layer's backward.
     public func backward(_ tape: TrainingTape, hiddenGradient: Tensor, baseGradients: DecoderGradients? = nil) throws {
         let c = config, n = tape.rowCount
         guard hiddenGradient.shape == [n, c.hiddenSize] else {
@@ -167,6 +262,9 @@ extension Decoder {
         let width = c.hiddenSize, qkvWidth = c.qkvWidth, hd = c.headCount * c.headDimension, inter = c.intermediateSize, half = c.headDimension / 2
         let (cosines, sines) = rotaryTables(tape.rowRanges)
         let base = baseGradients?.weights
+        // `.recompute`: one set of buffers, refilled from each layer's kept input before its backward.
+        lazy var recomputed = LayerActivations(rows: n, config: c)
+        lazy var scores = attentionScores(tape.rowRanges)
         // dx: gradient with respect to the residual stream, walked from the top down.
         let dx = Tensor(zeros: [n, width])
         Kernels.rmsNormBackward(tape.final.pointer, rows: n, columns: width, weight: weights.finalNorm.pointer, eps: c.rmsNormEps,
@@ -175,7 +273,15 @@ extension Decoder {
         let dAct = Tensor(uninitialized: [n, inter]), dGateUp = Tensor(uninitialized: [n, 2 * inter])
         let dh = Tensor(uninitialized: [n, width]), dAttention = Tensor(uninitialized: [n, hd]), dQKV = Tensor(uninitialized: [n, qkvWidth])
         for (layerIndex, layer) in weights.layers.enumerated().reversed() {
-            let t = tape.layers[layerIndex]
+            let kept = tape.layers[layerIndex]
+            let t: LayerActivations
+            if let activations = kept.activations {
+                t = activations
+            } else {
+                t = recomputed
+                layerActivations(layerIndex, input: kept.input, ranges: tape.rowRanges, cosines: cosines, sines: sines, adapter: tape.adapter,
+                                 pass: .replay, normed: h, scores: scores, into: t)
+            }
             let lb = base?.layers[layerIndex]
             // MLP block: out = middle + down(silu(gate)·up) (+ adapter deltas).
             for r in 0..<n {
@@ -228,7 +334,7 @@ extension Decoder {
                 Kernels.rotaryBackward(dQKV.pointer + r * qkvWidth, heads: c.headCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
                 Kernels.rotaryBackward(dQKV.pointer + r * qkvWidth + hd, heads: c.keyValueHeadCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
             }
-            Kernels.rmsNorm(t.input.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+            Kernels.rmsNorm(kept.input.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
             BLAS.gemm(transposeA: false, transposeB: false, m: n, n: width, k: qkvWidth, a: dQKV.pointer, lda: qkvWidth,
                       b: layer.qkv.pointer, ldb: width, c: dh.pointer, ldc: width)
             if let lb {
@@ -244,7 +350,7 @@ extension Decoder {
                                      outputGradientStride: qkvWidth, inputGradient: dh.pointer, inputGradientStride: width, rows: n)
                 }
             }
-            Kernels.rmsNormBackward(t.input.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps,
+            Kernels.rmsNormBackward(kept.input.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps,
                                     outputGradient: dh.pointer, addingInto: dx.pointer, weightGradient: lb?.inputNorm.pointer)
         }
         if let base {

@@ -240,6 +240,7 @@ public final class PolicyTrainer {
                 let extra = ExpertGradients(experts: policy.experts)
                 var loss = DiversityLoss()
                 loss.margin = configuration.diversityMargin
+                loss.activationMemory = configuration.activationMemory
                 let value = try loss.lossAndGradients(decoder: policy.engine.decoder, experts: policy.experts, states: states, gradients: extra)
                 stats.diversityLoss = Double(configuration.diversityCoefficient) * value
                 for (mine, theirs) in zip(expertGradients.parameterPairs(policy.experts), extra.parameterPairs(policy.experts)) {
@@ -275,7 +276,7 @@ public final class PolicyTrainer {
             mixture = a
             adapter = a
         }
-        let tape = try d.trainingForward(sequences, adapter: adapter)
+        let tape = try d.trainingForward(sequences, adapter: adapter, activationMemory: configuration.activationMemory)
         var rowIndices: [Int] = [], tokens: [Int32] = [], old: [Float] = [], advantages: [Float] = [], owners: [Int] = []
         for (s, item) in chunk.enumerated() {
             let first = tape.rowRanges[s].lowerBound + item.step.promptIDs.count - 1

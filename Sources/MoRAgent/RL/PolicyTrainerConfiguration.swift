@@ -72,6 +72,10 @@ public struct PolicyTrainerConfiguration {
     /// Steps per forward/backward pass; gradients accumulate over the passes of a mini-batch, so
     /// this bounds activation memory without changing the result beyond float rounding.
     public var chunkSteps = 32
+    /// What each forward keeps for its backward (the passes and the diversity loss's):
+    /// `.recompute` keeps only every layer's input and recomputes the rest in the backward, for
+    /// about one more forward per pass, with bit-identical gradients (DESIGN.md §5).
+    public var activationMemory = ActivationMemory.store
     /// Seeds the draws of the diversity states.
     public var seed: UInt64 = 0
 

@@ -319,6 +319,16 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
         probabilities[key] = probs
         gates[key] = shared
         fractions[key] = f
+        replayDelta(layer: layer, kind: kind, input: input, inputStride: inputStride, output: output, outputStride: outputStride, rows: rows)
+    }
+
+    /// Applies the LoRAs of projection `kind` of `layer` with the routed weights and shared-gate
+    /// values `addDelta` recorded there, without routing anew: `routing`, `loadBalancingLoss` and
+    /// what the backward reads stay as the forward left them.
+    public func replayDelta(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+                            output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int) {
+        let key = LoRAModuleKey(layer: layer, kind: kind)
+        guard routing[key] != nil else { return }
         ExpertMixtureAdapter(experts: mor.loras, checkedRowWeights: rowWeights(key))
             .addDelta(layer: layer, kind: kind, input: input, inputStride: inputStride, output: output, outputStride: outputStride, rows: rows)
     }

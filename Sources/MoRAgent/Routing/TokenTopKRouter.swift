@@ -103,6 +103,14 @@ public final class TokenRoutedAdapter: TrainableAdapter {
             weightGradients.append(Array(repeating: [Float](repeating: 0, count: k), count: rows))
             adapters.append(ExpertMixtureAdapter(experts: router.experts, checkedRowWeights: weights))
         }
+        replayDelta(layer: layer, kind: kind, input: input, inputStride: inputStride, output: output, outputStride: outputStride, rows: rows)
+    }
+
+    /// Applies the mixture of the decision `addDelta` recorded for `layer`, without routing anew
+    /// (so `choices` keeps one decision per layer, or one in all, however often a layer is
+    /// recomputed).
+    public func replayDelta(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
+                            output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int) {
         adapters[decision(for: layer)].addDelta(layer: layer, kind: kind, input: input, inputStride: inputStride,
                                                 output: output, outputStride: outputStride, rows: rows)
     }

@@ -47,6 +47,10 @@ public struct BaseModelPretrainingConfiguration: Sendable {
     /// are targets: the model learns to act, not to predict observations. Lines without it are
     /// skipped; a corpus with none of them is an error.
     public var lossMarker: String?
+    /// What each half-batch's forward keeps for its backward: `.recompute` keeps only every
+    /// layer's input and recomputes the rest in the backward, for about one more forward per
+    /// step, with bit-identical weights (DESIGN.md §5).
+    public var activationMemory = ActivationMemory.store
 
     /// The defaults above.
     public init() {
@@ -233,7 +237,7 @@ public final class BaseModelPretrainer {
                 results[i] = Result {
                     let g = shardGradients[i]
                     g.zero()
-                    let tape = try decoder.trainingForward(shards[i].map { sequences[$0] })
+                    let tape = try decoder.trainingForward(shards[i].map { sequences[$0] }, activationMemory: c.activationMemory)
                     let (loss, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: labels[i], lmHead: decoder.weights.lmHead,
                                                                                    normalizer: Double(count), lmHeadGradient: g.weights.lmHead)
                     try decoder.backward(tape, hiddenGradient: dHidden, baseGradients: g)

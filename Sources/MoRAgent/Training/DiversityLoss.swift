@@ -55,6 +55,8 @@ public struct ExpertSampleBuffer: Sendable {
 public struct DiversityLoss: Equatable, Sendable {
     /// `τ_div`.
     public var margin: Double = 0.1
+    /// What the experts' forwards keep for the backward (the loss keeps one tape per expert).
+    public var activationMemory = ActivationMemory.store
 
     /// The paper's margin.
     public init() {}
@@ -74,7 +76,7 @@ public struct DiversityLoss: Equatable, Sendable {
             for e in 0..<k {
                 let adapter = try ExpertMixtureAdapter(experts: experts, routes: [.expert(e)], tokenCounts: [sequence.count])
                 adapter.gradients = gradients
-                let tape = try decoder.trainingForward([sequence], adapter: adapter)
+                let tape = try decoder.trainingForward([sequence], adapter: adapter, activationMemory: activationMemory)
                 let logits = Tensor(uninitialized: [rows.count, v])
                 BLAS.linear(tape.hidden.pointer + rows.lowerBound * decoder.config.hiddenSize, rows: rows.count, inFeatures: decoder.config.hiddenSize,
                             weight: decoder.weights.lmHead.pointer, outFeatures: v, into: logits.pointer)

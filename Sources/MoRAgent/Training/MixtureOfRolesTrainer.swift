@@ -39,6 +39,10 @@ public struct MixtureOfRolesSFTConfiguration: Sendable {
     /// Steps the learning-rate schedule spans when a host calls `trainStep` itself (`train`
     /// computes it from the data); nil: 1, a constant rate after warm-up.
     public var plannedSteps: Int?
+    /// What each step's forward keeps for its backward: `.recompute` (JSON
+    /// `"recompute_activations": true`) keeps only every layer's input and recomputes the rest in
+    /// the backward, for about one more forward per step, with the same update (DESIGN.md §5).
+    public var activationMemory = ActivationMemory.store
 
     /// A configuration with defaults beyond the required paths.
     public init(model: String, trainData: String, output: String) {
@@ -92,6 +96,9 @@ public struct MixtureOfRolesSFTConfiguration: Sendable {
             case "rank": c.mixture.rank = try int(value, key)
             case "scale": c.mixture.scale = try float(value, key)
             case "shared_gate": c.mixture.sharedGate = value.boolValue ?? false
+            case "recompute_activations":
+                guard let on = value.boolValue else { throw bad("\"recompute_activations\" is true or false") }
+                c.activationMemory = on ? .recompute : .store
             case "target_modules":
                 guard let names = value.arrayValue?.compactMap(\.stringValue), let kinds = Optional(names.compactMap(ProjectionKind.init(rawValue:))),
                       kinds.count == names.count, !kinds.isEmpty else { throw bad("\"target_modules\" lists q_proj … down_proj") }
@@ -170,7 +177,7 @@ public final class MixtureOfRolesTrainer {
         adapter.loadBalancingCoefficient = configuration.loadBalancingCoefficient
         if computeGradients { adapter.gradients = gradients }
         let decoder = engine.decoder
-        let tape = try decoder.trainingForward(sequences, adapter: adapter)
+        let tape = try decoder.trainingForward(sequences, adapter: adapter, activationMemory: configuration.activationMemory)
         let targets = try TokenCrossEntropy.nextTokenTargets(sequences, trainOn: encoded.map(\.targets))
         let (ce, dHidden, count) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: decoder.weights.lmHead)
         guard count > 0 else { throw MoRAgentError.invalidArgument("the batch has no agent tokens to train on") }

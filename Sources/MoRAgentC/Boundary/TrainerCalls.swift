@@ -77,6 +77,7 @@ enum TrainerCalls {
         p.metrics_path = nil
         p.rollout_capacity = 1 << 16
         p.router_learning_rate_scale = c.routerLearningRateScale
+        p.recompute_activations = c.activationMemory == .recompute ? 1 : 0
         params.pointee = p
     }
 
@@ -140,6 +141,7 @@ enum TrainerCalls {
         c.loss.klCoefficient = p.kl_coefficient
         c.trainRouter = p.train_router != 0
         c.routerLearningRateScale = p.router_learning_rate_scale
+        c.activationMemory = p.recompute_activations != 0 ? .recompute : .store
         c.balanceCoefficient = p.balance_coefficient
         c.switchCoefficient = p.switch_coefficient
         c.switchLambda = p.switch_lambda

@@ -171,7 +171,7 @@ static moragent_status (*const check_sft_save)(moragent_sft_trainer *, const cha
 static const moragent_trainer_params check_trainer_params = {
     sizeof(moragent_trainer_params), MORAGENT_ADVANTAGE_GIGPO, 1, 0, 0.95, 0.95, 1.0, 0.0, 0.1, 1e-4f, 0.0f, 1.0f, 0, 0,
     1, 0.2f, 0.2f, 3.0f, 0, 0.0f, 1, 0.001f, 1.0f, 0.05f, 0.01f, 100, 64, 1000, 0.1f, 1, 1, 32, 0, (const char *)0,
-    65536, 1.0f};
+    65536, 1.0f, 0};
 
 /* The callback and vtable types, filled with functions of the documented signatures. */
 static int router_fn(const moragent_step_features *features, float *weights, size_t expert_count, void *user) {

@@ -243,6 +243,7 @@ int main(int argc, char **argv) {
     CHECK(p.diversity_buffer == 1000 && p.diversity_margin == 0.1f);
     CHECK(p.mini_batches == 1 && p.epochs == 1 && p.chunk_steps == 32 && p.seed == 0);
     CHECK(p.metrics_path == NULL && p.rollout_capacity == 65536 && p.router_learning_rate_scale == 1.0f);
+    CHECK(p.recompute_activations == 0);
 
     /* A newer caller's larger struct: the library fills what it knows and keeps struct_size. */
     struct {

@@ -628,6 +628,22 @@ test("trainer: save, load, and the same next update", function()
   raises(lib.MORAGENT_ERROR_IO, function() other:load(scratch .. "/missing") end)
 end)
 
+test("trainer: recompute_activations gives the same updates", function()
+  local function timeless(json) return (json:gsub(',"seconds":[^,}]*', "")) end
+  local results = {}
+  for _, recompute in ipairs({ false, true }) do
+    local _, policy, trainer = make_rl({ recompute_activations = recompute, diversity_interval = 1, diversity_samples = 2 })
+    play(policy)
+    trainer:update()
+    play(policy, 20)
+    results[#results + 1] = timeless(trainer:update().json)
+    trainer:export_expert(1, scratch .. "/recompute-" .. tostring(recompute))
+  end
+  expect(results[2] == results[1], results[2])
+  expect(read_all(scratch .. "/recompute-false/adapter_model.safetensors") == read_all(scratch .. "/recompute-true/adapter_model.safetensors"),
+         "the same expert with and without recomputation")
+end)
+
 -- Makes a trainer and drops it, returning only its address.
 local function orphan_trainer()
   local _, _, trainer = make_rl()

@@ -692,6 +692,7 @@ class moragent_trainer_params(Structure):
         ("metrics_path", c_char_p),
         ("rollout_capacity", c_size_t),
         ("router_learning_rate_scale", c_float),
+        ("recompute_activations", c_int32),
     ]
 
 
