@@ -204,7 +204,8 @@ public final class PolicyTrainer {
         var start = 0
         while start < prompts.count {
             let batch = Array(prompts[start..<min(prompts.count, start + configuration.chunkSteps)])
-            let tape = try d.trainingForward(batch, adapter: nil)
+            // No backward follows: keeping only the layer inputs is enough (and smallest).
+            let tape = try d.trainingForward(batch, adapter: nil, activationMemory: .recompute)
             for r in tape.rowRanges { out.append(TextEncoder.meanRows(tape.hidden.pointer + r.lowerBound * c, rows: r.count, columns: c)) }
             start += batch.count
         }
@@ -291,7 +292,7 @@ public final class PolicyTrainer {
         var reference: [Float]?
         if configuration.loss.klCoefficient > 0 {
             // LoRA off is the reference policy (DESIGN.md §6).
-            let base = try d.trainingForward(sequences, adapter: nil)
+            let base = try d.trainingForward(sequences, adapter: nil, activationMemory: .recompute)   // no backward follows
             reference = Self.logProbabilities(hidden: base.hidden, rows: rowIndices, tokens: tokens, lmHead: d.weights.lmHead)
         }
         let actions = ActionTokens(rows: rowIndices, tokens: tokens, oldLogProbabilities: old, advantages: advantages, sequences: owners,
