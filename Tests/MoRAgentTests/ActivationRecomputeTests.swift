@@ -102,7 +102,7 @@ final class ActivationRecomputeTests: XCTestCase {
             let adapter = mor.adapter(rowRoles: roles)
             let gradients = MixtureOfRolesGradients(mor: mor)
             adapter.gradients = gradients
-            adapter.loadBalancingCoefficient = 0.5
+            adapter.loadBalancing.coefficient = 0.5
             let tape = try d.trainingForward(sequences, adapter: adapter, activationMemory: memory)
             let loss = adapter.loadBalancingLoss, recorded = routing(adapter)
             XCTAssertGreaterThan(loss, 0)
@@ -178,7 +178,7 @@ final class ActivationRecomputeTests: XCTestCase {
             var sampling = SamplingParameters(); sampling.temperature = 1; sampling.maxNewTokens = 2; sampling.seed = 1; sampling.stopStrings = []
             let policy = try Policy(engine: engine, experts: set, router: router, sampling: sampling, template: PolicyTrainerTests.template)
             var c = PolicyTrainerConfiguration()
-            c.optimizer.learningRate = 1e-2; c.diversityInterval = 1; c.diversitySamples = 2; c.activationMemory = memory
+            c.optimizer.learningRate = 1e-2; c.objective.diversity.interval = 1; c.objective.diversity.samples = 2; c.activationMemory = memory
             let trainer = try PolicyTrainer(policy: policy, configuration: c)
             var stats = ""
             for first in [0, 50] {

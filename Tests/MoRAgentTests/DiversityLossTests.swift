@@ -28,16 +28,16 @@ final class DiversityLossTests: XCTestCase {
         let d = Decoder(weights: DecoderWeights.random(config: Self.config, seed: 1))
         let set = try experts(scale: 0.05)
         let states = [ExpertSample(prompt: [1, 5, 9, 2], action: [7, 3]), ExpertSample(prompt: [4, 4, 20], action: [11])]
-        let loss = DiversityLoss()
+        let loss = DiversityLoss(coefficient: 1)      // the unweighted loss
         let grads = ExpertGradients(experts: set)
-        let value = try loss.lossAndGradients(decoder: d, experts: set, states: states, gradients: grads)
+        let value = try loss.lossAndGradients(decoder: d, experts: set, states: states, addingGradientsTo: grads)
         XCTAssertGreaterThan(value, 0.5, "6 ordered pairs, nearly all below the margin")
         for (e, key) in [(0, LoRAModuleKey(layer: 1, kind: .down)), (2, LoRAModuleKey(layer: 0, kind: .q))] {
             let b = set.experts[e].modules[key]!.b, gb = grads[e, key]!.b
             for i in [0, b.count - 1] {
                 let saved = b.pointer[i]
-                b.pointer[i] = saved + 1e-2; let up = try loss.lossAndGradients(decoder: d, experts: set, states: states, gradients: nil)
-                b.pointer[i] = saved - 1e-2; let down = try loss.lossAndGradients(decoder: d, experts: set, states: states, gradients: nil)
+                b.pointer[i] = saved + 1e-2; let up = try loss.lossAndGradients(decoder: d, experts: set, states: states, addingGradientsTo: nil)
+                b.pointer[i] = saved - 1e-2; let down = try loss.lossAndGradients(decoder: d, experts: set, states: states, addingGradientsTo: nil)
                 b.pointer[i] = saved
                 let numeric = (up - down) / 2e-2
                 XCTAssertEqual(Double(gb.pointer[i]), numeric, accuracy: max(2e-4, 0.03 * abs(numeric)), "expert \(e) \(key.kind) B[\(i)]")
@@ -53,13 +53,14 @@ final class DiversityLossTests: XCTestCase {
         let grads = ExpertGradients(experts: set)
         var c = AdamW.Configuration(); c.learningRate = 2e-2; c.weightDecay = 0
         let opt = try AdamW(parameters: grads.parameterPairs(set), configuration: c)
-        let start = try DiversityLoss().lossAndGradients(decoder: d, experts: set, states: states, gradients: nil)
+        let loss = DiversityLoss(coefficient: 1)
+        let start = try loss.lossAndGradients(decoder: d, experts: set, states: states, addingGradientsTo: nil)
         for _ in 0..<60 {
             grads.zero()
-            _ = try DiversityLoss().lossAndGradients(decoder: d, experts: set, states: states, gradients: grads)
+            _ = try loss.lossAndGradients(decoder: d, experts: set, states: states, addingGradientsTo: grads)
             try opt.step()
         }
-        let end = try DiversityLoss().lossAndGradients(decoder: d, experts: set, states: states, gradients: nil)
+        let end = try loss.lossAndGradients(decoder: d, experts: set, states: states, addingGradientsTo: nil)
         XCTAssertLessThan(end, 0.2 * start, "diversity loss \(start) → \(end)")
     }
 }

@@ -81,7 +81,7 @@ final class LearningTests: XCTestCase {
         for _ in 0..<150 {
             grads.zero()
             let traces = inputs.map { router.tracedForward($0) }
-            let (_, g, _) = try PhaseMoELosses.balance(probabilities: traces.map(\.probabilities), chosen: traces.map { $0.probabilities.firstIndex(of: $0.probabilities.max()!)! })
+            let (_, g, _) = try ExpertBalanceLoss(coefficient: 1).lossAndGradients(probabilities: traces.map(\.probabilities), chosen: traces.map { $0.probabilities.firstIndex(of: $0.probabilities.max()!)! })
             for (t, dp) in zip(traces, g) { router.backward(t, probabilityGradient: dp, into: grads) }
             try optimizer.step()
         }

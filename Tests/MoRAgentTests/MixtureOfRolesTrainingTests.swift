@@ -35,7 +35,7 @@ final class MixtureOfRolesTrainingTests: XCTestCase {
         let grads = MixtureOfRolesGradients(mor: mor)
         let adapter = mor.adapter(rowRoles: roles)
         adapter.gradients = grads
-        adapter.loadBalancingCoefficient = coefficient
+        adapter.loadBalancing.coefficient = coefficient
         let tape = try d.trainingForward(sequences, adapter: adapter)
         XCTAssertGreaterThan(adapter.loadBalancingLoss, 0)
         let (_, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: d.weights.lmHead)
@@ -66,7 +66,8 @@ final class MixtureOfRolesTrainingTests: XCTestCase {
     func testOrthogonalityLossValueAndGradient() throws {
         let mor = try makeMoR()
         let grads = ExpertGradients(experts: mor.loras)
-        let value = mor.orthogonalityLoss(coefficient: 1, addingGradientsTo: grads)
+        let orthogonality = OrthogonalityLoss(coefficient: 1)
+        let value = orthogonality.lossAndGradients(mor, addingGradientsTo: grads)
         // By hand for one module and one pair, plus the count of pairs: 4·3/2 + 3 + 3 = 12 pairs.
         let key = LoRAModuleKey(layer: 0, kind: .v)
         let a0 = mor.loras.experts[0].modules[key]!, a1 = mor.loras.experts[1].modules[key]!
@@ -82,8 +83,8 @@ final class MixtureOfRolesTrainingTests: XCTestCase {
             let t = isA ? m.a : m.b, g = isA ? grads[l, key]!.a : grads[l, key]!.b
             for i in [0, t.count - 1] {
                 let saved = t.pointer[i]
-                t.pointer[i] = saved + 1e-2; let up = mor.orthogonalityLoss()
-                t.pointer[i] = saved - 1e-2; let down = mor.orthogonalityLoss()
+                t.pointer[i] = saved + 1e-2; let up = orthogonality.lossAndGradients(mor)
+                t.pointer[i] = saved - 1e-2; let down = orthogonality.lossAndGradients(mor)
                 t.pointer[i] = saved
                 XCTAssertEqual(Double(g.pointer[i]), (up - down) / 2e-2, accuracy: max(1e-5, 0.02 * abs((up - down) / 2e-2)))
             }
@@ -96,12 +97,13 @@ final class MixtureOfRolesTrainingTests: XCTestCase {
         let grads = ExpertGradients(experts: mor.loras)
         var c = AdamW.Configuration(); c.learningRate = 1e-2; c.weightDecay = 0
         let opt = try AdamW(parameters: grads.parameterPairs(mor.loras), configuration: c)
-        let start = mor.orthogonalityLoss()
+        let orthogonality = OrthogonalityLoss(coefficient: 1)
+        let start = orthogonality.lossAndGradients(mor)
         for _ in 0..<150 {
             grads.zero()
-            mor.orthogonalityLoss(coefficient: 1, addingGradientsTo: grads)
+            orthogonality.lossAndGradients(mor, addingGradientsTo: grads)
             try opt.step()
         }
-        XCTAssertLessThan(mor.orthogonalityLoss(), 0.05 * start, "from \(start)")
+        XCTAssertLessThan(orthogonality.lossAndGradients(mor), 0.05 * start, "from \(start)")
     }
 }

@@ -77,7 +77,7 @@ final class PhaseRouterTrainingTests: XCTestCase {
 
     func testSwitchLossIsHardForwardAndSoftBackward() {
         let steps: [(probabilities: [Float], chosen: Int)] = [([0.7, 0.2, 0.1], 0), ([0.6, 0.3, 0.1], 0), ([0.2, 0.5, 0.3], 1), ([0.1, 0.1, 0.8], 2)]
-        let (loss, grads) = PhaseMoELosses.switching(episodes: [steps, [([0.5, 0.5, 0], 0)]], coefficient: 0.05)
+        let (loss, grads) = SwitchingLoss(coefficient: 1, lambda: 0.05).lossAndGradients(episodes: [steps, [([0.5, 0.5, 0], 0)]])
         // Two switches over T − 1 = 3 transitions, averaged over two episodes (the second has none).
         XCTAssertEqual(loss, 0.05 / 3 * 2 / 2, accuracy: 1e-7)
         // Soft surrogate gradient at step 1: −λ/(T−1)/2 · (p_0 + p_2).
@@ -95,11 +95,11 @@ final class PhaseRouterTrainingTests: XCTestCase {
 
     func testBalanceLoss() throws {
         let p: [[Float]] = [[0.8, 0.1, 0.1], [0.6, 0.3, 0.1]]
-        let (loss, grads, hard) = try PhaseMoELosses.balance(probabilities: p, chosen: [0, 0])
+        let (loss, grads, hard) = try ExpertBalanceLoss(coefficient: 1).lossAndGradients(probabilities: p, chosen: [0, 0])
         let f = [0.7, 0.2, 0.1]
         XCTAssertEqual(loss, f.map { ($0 - 1.0 / 3) * ($0 - 1.0 / 3) }.reduce(0, +), accuracy: 1e-6)
         XCTAssertEqual(Double(grads[1][0]), 2 * (0.7 - 1.0 / 3) / 2, accuracy: 1e-6)
         XCTAssertEqual(hard, [1, 0, 0])
-        XCTAssertThrowsError(try PhaseMoELosses.balance(probabilities: [[0.5, 0.5], [1]], chosen: [0, 0]))
+        XCTAssertThrowsError(try ExpertBalanceLoss().lossAndGradients(probabilities: [[0.5, 0.5], [1]], chosen: [0, 0]))
     }
 }

@@ -108,9 +108,9 @@ final class PolicyTrainerTests: XCTestCase {
         let policy = try Policy(engine: Self.engine, experts: set, router: router, sampling: sampling(tokens: 2), template: Self.template)
         var c = PolicyTrainerConfiguration()
         c.optimizer.learningRate = 1e-2
-        c.diversityInterval = 1
-        c.diversitySamples = 2
-        c.diversityMargin = 100          // above every pair's KL, so the hinge is active
+        c.objective.diversity.interval = 1
+        c.objective.diversity.samples = 2
+        c.objective.diversity.margin = 100          // above every pair's KL, so the hinge is active
         let trainer = try PolicyTrainer(policy: policy, configuration: c)
         XCTAssertEqual(router.temperature, 2)
         let routerBefore = router.namedTensors.map(\.tensor.values)
@@ -201,7 +201,7 @@ final class PolicyTrainerTests: XCTestCase {
             let router = try phaseRouter(2)
             let policy = try Policy(engine: Self.engine, experts: set, router: router, sampling: sampling(tokens: 2), template: Self.template)
             var c = PolicyTrainerConfiguration()
-            c.optimizer.learningRate = 1e-2; c.diversityInterval = 1; c.diversitySamples = 2
+            c.optimizer.learningRate = 1e-2; c.objective.diversity.interval = 1; c.objective.diversity.samples = 2
             return (policy, try PolicyTrainer(policy: policy, configuration: c), set, router)
         }
         let (p1, t1, e1, r1) = try make()

@@ -106,7 +106,7 @@ public enum PolicyBundle {
         guard let lists = try readJSONFile(path + "/samples.json").arrayValue, lists.count == trainer.policy.experts.count else {
             throw bad("samples.json", "expected one sample list per expert")
         }
-        var buffer = ExpertSampleBuffer(experts: trainer.policy.experts.count, capacity: trainer.configuration.diversityBufferCapacity)
+        var buffer = ExpertSampleBuffer(experts: trainer.policy.experts.count, capacity: trainer.configuration.objective.diversity.bufferCapacity)
         let vocabulary = Int32(trainer.policy.engine.decoder.config.vocabularySize)
         for (k, list) in lists.enumerated() {
             for entry in list.arrayValue ?? [] {

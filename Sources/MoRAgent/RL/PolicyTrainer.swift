@@ -94,7 +94,7 @@ public final class PolicyTrainer {
             optimizer.learningRateScales = names.map { $0.hasPrefix("router.") || $0.hasPrefix("token_router.") ? configuration.routerLearningRateScale : 1 }
         }
         generator = SeededGenerator(seed: configuration.seed)
-        samples = ExpertSampleBuffer(experts: policy.experts.count, capacity: configuration.diversityBufferCapacity)
+        samples = ExpertSampleBuffer(experts: policy.experts.count, capacity: configuration.objective.diversity.bufferCapacity)
         if let phase { phase.temperature = phase.configuration.temperature(afterUpdates: 0) }
     }
 
@@ -159,7 +159,7 @@ public final class PolicyTrainer {
         stats.policyLoss /= lossWeights; stats.entropy /= lossWeights; stats.approximateKL /= lossWeights
         stats.clipFraction /= lossWeights; stats.referenceKL /= lossWeights
         stats.balanceLoss /= lossWeights; stats.switchLoss /= lossWeights
-        stats.loss = stats.policyLoss + Double(configuration.loss.klCoefficient) * stats.referenceKL + stats.balanceLoss
+        stats.loss = stats.policyLoss + Double(configuration.objective.surrogate.klCoefficient) * stats.referenceKL + stats.balanceLoss
             + stats.switchLoss + stats.diversityLoss + stats.valueLoss
 
         // Rollout statistics and the diversity buffers (PA-MoE keeps each expert's recent pairs).
@@ -235,18 +235,12 @@ public final class PolicyTrainer {
         if let router = phaseRouter, let gradients = routerGradients {
             try routerBackward(router, gradients, items: items, weightGradients: weightGradients, stats: &stats)
         }
-        if includeDiversity, configuration.diversityCoefficient > 0, policy.experts.count >= 2, updateCount % configuration.diversityInterval == 0 {
-            let states = samples.draw(configuration.diversitySamples, generator: &generator)
+        let diversity = configuration.objective.diversity
+        if includeDiversity, diversity.coefficient > 0, policy.experts.count >= 2, updateCount % diversity.interval == 0 {
+            let states = samples.draw(diversity.samples, generator: &generator)
             if !states.isEmpty {
-                let extra = ExpertGradients(experts: policy.experts)
-                var loss = DiversityLoss()
-                loss.margin = configuration.diversityMargin
-                loss.activationMemory = configuration.activationMemory
-                let value = try loss.lossAndGradients(decoder: policy.engine.decoder, experts: policy.experts, states: states, gradients: extra)
-                stats.diversityLoss = Double(configuration.diversityCoefficient) * value
-                for (mine, theirs) in zip(expertGradients.parameterPairs(policy.experts), extra.parameterPairs(policy.experts)) {
-                    Kernels.addScaled(theirs.gradient.pointer, scale: configuration.diversityCoefficient, into: mine.gradient.pointer, count: mine.gradient.count)
-                }
+                stats.diversityLoss = try diversity.lossAndGradients(decoder: policy.engine.decoder, experts: policy.experts, states: states,
+                                                                     activationMemory: configuration.activationMemory, addingGradientsTo: expertGradients)
             }
         }
         let norm = GradientClipping.clip(optimizer.parameters.map(\.gradient), maxNorm: configuration.maxGradientNorm)
@@ -290,16 +284,17 @@ public final class PolicyTrainer {
             }
         }
         var reference: [Float]?
-        if configuration.loss.klCoefficient > 0 {
+        let surrogate = configuration.objective.surrogate
+        if surrogate.klCoefficient > 0 {
             // LoRA off is the reference policy (DESIGN.md §6).
             let base = try d.trainingForward(sequences, adapter: nil, activationMemory: .recompute)   // no backward follows
             reference = Self.logProbabilities(hidden: base.hidden, rows: rowIndices, tokens: tokens, lmHead: d.weights.lmHead)
         }
         let actions = ActionTokens(rows: rowIndices, tokens: tokens, oldLogProbabilities: old, advantages: advantages, sequences: owners,
                                    referenceLogProbabilities: reference)
-        let (s, dHidden) = try configuration.loss.lossAndGradient(hidden: tape.hidden, lmHead: d.weights.lmHead, actions: actions)
+        let (s, dHidden) = try surrogate.lossAndGradient(hidden: tape.hidden, lmHead: d.weights.lmHead, actions: actions)
         // The loss normalises over this chunk; rescale to the mini-batch's token (or sequence) mean.
-        let share = configuration.loss.aggregation == .tokenMean ? Double(tokens.count) / Double(totalTokens)
+        let share = surrogate.aggregation == .tokenMean ? Double(tokens.count) / Double(totalTokens)
             : Double(chunk.count) / Double(totalSequences)
         let tokenShare = Double(tokens.count) / Double(totalTokens)
         Kernels.scale(dHidden.pointer, by: Float(share), count: dHidden.count)
@@ -331,20 +326,20 @@ public final class PolicyTrainer {
         var dp = deciding.map { item -> [Float] in
             (weightGradients[[item.episode, item.step.step]] ?? Array(repeating: 0, count: router.expertCount)).map(Float.init)
         }
-        let balance = try PhaseMoELosses.balance(probabilities: traces.map(\.probabilities), chosen: chosen)
-        stats.balanceLoss += Double(configuration.balanceCoefficient) * balance.loss
-        for i in dp.indices { for k in dp[i].indices { dp[i][k] += configuration.balanceCoefficient * balance.gradients[i][k] } }
+        let objective = configuration.objective
+        let balance = try objective.balance.lossAndGradients(probabilities: traces.map(\.probabilities), chosen: chosen)
+        stats.balanceLoss += balance.loss
+        for i in dp.indices { for k in dp[i].indices { dp[i][k] += balance.gradients[i][k] } }
         // Switching, per episode over its deciding steps in order.
         var byEpisode: [Int: [Int]] = [:]
         for (i, item) in deciding.enumerated() { byEpisode[item.episode, default: []].append(i) }
         let order = byEpisode.keys.sorted()
         let sequences = order.map { byEpisode[$0]!.sorted { deciding[$0].step.step < deciding[$1].step.step } }
-        let switching = PhaseMoELosses.switching(episodes: sequences.map { $0.map { (traces[$0].probabilities, chosen[$0]) } },
-                                                 coefficient: configuration.switchLambda)
-        stats.switchLoss += Double(configuration.switchCoefficient) * switching.loss
+        let switching = objective.switching.lossAndGradients(episodes: sequences.map { $0.map { (traces[$0].probabilities, chosen[$0]) } })
+        stats.switchLoss += switching.loss
         for (e, members) in sequences.enumerated() {
             for (t, i) in members.enumerated() {
-                for k in dp[i].indices { dp[i][k] += configuration.switchCoefficient * switching.gradients[e][t][k] }
+                for k in dp[i].indices { dp[i][k] += switching.gradients[e][t][k] }
             }
         }
         for (i, trace) in traces.enumerated() { router.backward(trace, probabilityGradient: dp[i], into: gradients) }

@@ -1,6 +1,5 @@
 /// How a `PolicyTrainer` turns recorded rollouts into parameter updates (DESIGN.md §4-§6).
-/// Defaults follow verl-agent's ALFWorld GiGPO run and PA-MoE's loss weights:
-/// `L = L_RL + 0.01·L_div + 0.001·L_bal + 1.0·L_switch` with `λ_s = 0.05`.
+/// Defaults follow verl-agent's ALFWorld GiGPO run and PA-MoE's loss weights (`PolicyObjective`).
 public struct PolicyTrainerConfiguration {
     /// The advantage estimator.
     public enum Estimator {
@@ -30,8 +29,8 @@ public struct PolicyTrainerConfiguration {
 
     /// The estimator (GiGPO by default).
     public var estimator: Estimator = .gigpo(GiGPOAdvantage())
-    /// The clipped surrogate (ε 0.2, dual clip 3, token mean) and its optional KL to the base.
-    public var loss = ClippedPolicyLoss()
+    /// The loss: the clipped surrogate and PA-MoE's routing terms, each with its coefficient.
+    public var objective = PolicyObjective()
     /// AdamW over the experts, the router and the value head.
     public var optimizer: AdamW.Configuration = {
         var c = AdamW.Configuration()
@@ -49,22 +48,6 @@ public struct PolicyTrainerConfiguration {
     /// reinforces whichever expert the router already prefers, so a router trained as fast as
     /// small experts tends to collapse onto one of them before they differ.
     public var routerLearningRateScale: Float = 1
-    /// PA-MoE's balance coefficient (0.001).
-    public var balanceCoefficient: Float = 0.001
-    /// Coefficient of the switching term (1.0); `switchLambda` is `λ_s` inside it.
-    public var switchCoefficient: Float = 1
-    /// `λ_s` (0.05).
-    public var switchLambda: Float = 0.05
-    /// Diversity-loss coefficient (0.01); 0 switches it off.
-    public var diversityCoefficient: Float = 0.01
-    /// Run the diversity loss every this many updates (100).
-    public var diversityInterval = 100
-    /// States drawn for it (64).
-    public var diversitySamples = 64
-    /// Samples kept per expert (1,000).
-    public var diversityBufferCapacity = 1000
-    /// Its hinge margin `τ_div` (0.1).
-    public var diversityMargin = 0.1
     /// Optimiser steps per update: the batch's steps are split into this many mini-batches.
     public var miniBatches = 1
     /// Passes over the batch per update.
@@ -72,7 +55,7 @@ public struct PolicyTrainerConfiguration {
     /// Steps per forward/backward pass; gradients accumulate over the passes of a mini-batch, so
     /// this bounds activation memory without changing the result beyond float rounding.
     public var chunkSteps = 32
-    /// What each forward keeps for its backward (the passes and the diversity loss's):
+    /// What each forward keeps for its backward (the passes and the diversity term's):
     /// `.recompute` keeps only every layer's input and recomputes the rest in the backward, for
     /// about one more forward per pass, with bit-identical gradients (DESIGN.md §5).
     public var activationMemory = ActivationMemory.store
@@ -87,12 +70,7 @@ public struct PolicyTrainerConfiguration {
         func check(_ ok: Bool, _ what: String) throws { if !ok { throw MoRAgentError.invalidArgument("trainer setting \(what) is out of range") } }
         try check(maxGradientNorm > 0 && maxGradientNorm.isFinite, "max_grad_norm")
         try check(routerLearningRateScale >= 0 && routerLearningRateScale.isFinite, "router_learning_rate_scale")
-        for (v, n) in [(balanceCoefficient, "balance_coefficient"), (switchCoefficient, "switch_coefficient"),
-                       (switchLambda, "switch_lambda"), (diversityCoefficient, "diversity_coefficient")] {
-            try check(v >= 0 && v.isFinite, n)
-        }
-        try check(diversityInterval >= 1 && diversitySamples >= 1 && diversityBufferCapacity >= 1, "diversity_interval/samples/buffer")
-        try check(diversityMargin >= 0 && diversityMargin.isFinite, "diversity_margin")
+        try objective.validate()
         try check(miniBatches >= 1 && epochs >= 1 && chunkSteps >= 1, "mini_batches/epochs/chunk_steps")
         try check(schedule.warmupSteps >= 0 && schedule.totalSteps >= 1, "schedule")
     }

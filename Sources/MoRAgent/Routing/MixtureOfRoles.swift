@@ -163,40 +163,6 @@ public final class MixtureOfRoles: @unchecked Sendable {
         }
     }
 
-    /// The orthogonality loss between different LoRAs of the same role (paper Eq. 7, DESIGN.md
-    /// §4): `Σ_{i<j} ‖A_i A_jᵀ‖²_F + ‖B_iᵀ B_j‖²_F` in PEFT's shapes (both products r×r), summed
-    /// over each role's pairs (shared LoRA included) and averaged over modules; `coefficient`
-    /// times its gradient is added into `gradients` when given. Returns the unscaled loss.
-    @discardableResult
-    public func orthogonalityLoss(coefficient: Float = 1, addingGradientsTo gradients: ExpertGradients? = nil) -> Double {
-        let modules = Double(loras.model.layerCount * configuration.targetModules.count)
-        var loss = 0.0
-        for role in AgentRole.allCases {
-            let members = (0...configuration.routedCounts[role.rawValue]).map { loraIndex(role: role, $0) }
-            for (x, i) in members.enumerated() {
-                for j in members[(x + 1)...] {
-                    for key in loras.experts[i].modules.keys.sorted() {
-                        let mi = loras.experts[i].modules[key]!, mj = loras.experts[j].modules[key]!
-                        let r = mi.rank, inF = mi.inFeatures, outF = mi.outFeatures
-                        let aa = Tensor(zeros: [r, r]), bb = Tensor(zeros: [r, r])
-                        BLAS.gemm(transposeA: false, transposeB: true, m: r, n: r, k: inF, a: mi.a.pointer, lda: inF, b: mj.a.pointer, ldb: inF, c: aa.pointer, ldc: r)
-                        BLAS.gemm(transposeA: true, transposeB: false, m: r, n: r, k: outF, a: mi.b.pointer, lda: r, b: mj.b.pointer, ldb: r, c: bb.pointer, ldc: r)
-                        loss += Double(Kernels.dot(aa.pointer, aa.pointer, count: r * r) + Kernels.dot(bb.pointer, bb.pointer, count: r * r)) / modules
-                        guard let gi = gradients?[i, key], let gj = gradients?[j, key] else { continue }
-                        let f = 2 * coefficient / Float(modules)
-                        // d‖A_i A_jᵀ‖² = 2·M·A_j for A_i and 2·Mᵀ·A_i for A_j (M = A_i A_jᵀ).
-                        BLAS.gemm(transposeA: false, transposeB: false, m: r, n: inF, k: r, alpha: f, a: aa.pointer, lda: r, b: mj.a.pointer, ldb: inF, beta: 1, c: gi.a.pointer, ldc: inF)
-                        BLAS.gemm(transposeA: true, transposeB: false, m: r, n: inF, k: r, alpha: f, a: aa.pointer, lda: r, b: mi.a.pointer, ldb: inF, beta: 1, c: gj.a.pointer, ldc: inF)
-                        // d‖B_iᵀ B_j‖² = 2·B_j·Nᵀ for B_i and 2·B_i·N for B_j (N = B_iᵀ B_j).
-                        BLAS.gemm(transposeA: false, transposeB: true, m: outF, n: r, k: r, alpha: f, a: mj.b.pointer, lda: r, b: bb.pointer, ldb: r, beta: 1, c: gi.b.pointer, ldc: r)
-                        BLAS.gemm(transposeA: false, transposeB: false, m: outF, n: r, k: r, alpha: f, a: mi.b.pointer, lda: r, b: bb.pointer, ldb: r, beta: 1, c: gj.b.pointer, ldc: r)
-                    }
-                }
-            }
-        }
-        return loss
-    }
-
     /// An adapter for one forward whose packed rows have the given roles.
     public func adapter(rowRoles: [AgentRole]) -> MixtureOfRolesAdapter { MixtureOfRolesAdapter(mor: self, rowRoles: rowRoles) }
 }
@@ -245,11 +211,11 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
     public private(set) var routing: [LoRAModuleKey: [[(lora: Int, weight: Float)]]] = [:]
     /// Where `backward` accumulates gradients (nil: inference only).
     public var gradients: MixtureOfRolesGradients?
-    /// Coefficient of the load-balancing loss whose gradient `backward` adds (1e-3 in the paper).
-    public var loadBalancingCoefficient: Float = 0
-    /// The load-balancing loss of this forward: per module and role, Switch's `E·Σ_i f_i·P_i`
-    /// (`f_i` the share of the role's top-k slots given to LoRA i, `P_i` its mean router
-    /// probability over the role's tokens), averaged over modules and summed over roles.
+    /// The load-balancing term whose weighted gradient `backward` adds; its coefficient is 0
+    /// (none) unless set, as the SFT trainer does from its objective.
+    public var loadBalancing = RoleLoadBalancingLoss(coefficient: 0)
+    /// The unweighted load-balancing loss of this forward (`RoleLoadBalancingLoss`): per module
+    /// and role, Switch's `E·Σ_i f_i·P_i`, averaged over modules and summed over roles.
     public private(set) var loadBalancingLoss = 0.0
     private var probabilities: [LoRAModuleKey: [[Float]]] = [:]     // full softmax per row (routed)
     private var gates: [LoRAModuleKey: [Float]] = [:]              // shared weight per row
@@ -307,7 +273,7 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
                     for i in 0..<routed { meanP[i] += Double(p[i]) / Double(members.count) }
                 }
                 f[role.rawValue] = fraction
-                loadBalancingLoss += Double(routed) * zip(fraction, meanP).reduce(0) { $0 + $1.0 * $1.1 } / Double(moduleCount)
+                loadBalancingLoss += loadBalancing.value(fractions: fraction, meanProbabilities: meanP, modules: moduleCount)
             }
             if let gate = mor.sharedGates[role.rawValue][key] {
                 for r in members {
@@ -364,10 +330,7 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
             if let router = mor.routers[role.rawValue][key] {
                 let dW = gradients?.routers[role.rawValue][key]
                 for r in members {
-                    var balance: [Float]?
-                    if loadBalancingCoefficient != 0, let f = fractions[key]?[role.rawValue], !f.isEmpty {
-                        balance = (0..<routed).map { loadBalancingCoefficient * Float(Double(routed) * f[$0] / Double(members.count) / Double(moduleCount)) }
-                    }
+                    let balance = fractions[key].flatMap { loadBalancing.probabilityGradient(fractions: $0[role.rawValue], tokens: members.count, modules: moduleCount) }
                     let dz = TokenTopKRouter.logitGradient(probabilities: probabilities[key]![r], kept: recorded[r].map { ($0.lora, $0.weight) },
                                                            weightGradient: { g[r][self.mor.loraIndex(role: role, $0)] ?? 0 }, extra: balance)
                     for i in 0..<routed where dz[i] != 0 {

@@ -48,22 +48,49 @@ public struct ExpertSampleBuffer: Sendable {
     }
 }
 
-/// PA-MoE's diversity loss (Eq. 6): `Σ_{i≠j} max(0, τ_div − KL(π_i ‖ π_j))` with margin 0.1,
-/// where `π_k` is expert k's next-token distribution at each action token of a sampled state,
-/// averaged over the states' action tokens. Gradients go to the experts only (the router is not
-/// involved, "detached").
+/// PA-MoE's diversity loss (Eq. 6): `L_div = Σ_{i≠j} max(0, τ_div − KL(π_i ‖ π_j))` with margin
+/// 0.1, where `π_k` is expert k's next-token distribution at each action token of a sampled
+/// state, averaged over the states' action tokens. Every `interval` updates it draws `samples`
+/// states from per-expert buffers of the last `bufferCapacity` (state, action) pairs (PA-MoE
+/// §Regularization). Gradients go to the experts only (the router is not involved,
+/// "detached"). It enters `L = L_RL + 0.01·L_div + 0.001·L_bal + 1.0·L_switch` with weight
+/// `coefficient`.
 public struct DiversityLoss: Equatable, Sendable {
-    /// `τ_div`.
-    public var margin: Double = 0.1
-    /// What the experts' forwards keep for the backward (the loss keeps one tape per expert).
-    public var activationMemory = ActivationMemory.store
+    /// Its weight in the total (0.01); 0 switches it off (nothing is computed).
+    public var coefficient: Float = 0.01
+    /// Updates between evaluations (100).
+    public var interval = 100
+    /// States drawn per evaluation (64).
+    public var samples = 64
+    /// Samples kept per expert (1,000).
+    public var bufferCapacity = 1000
+    /// `τ_div` (0.1).
+    public var margin = 0.1
 
-    /// The paper's margin.
-    public init() {}
+    /// The paper's settings, with weight `coefficient`.
+    public init(coefficient: Float = 0.01) {
+        self.coefficient = coefficient
+    }
 
-    /// The loss over `states` and, with `gradients`, its gradient added to every expert.
-    public func lossAndGradients(decoder: Decoder, experts: ExpertSet, states: [ExpertSample],
-                                 gradients: ExpertGradients?) throws -> Double {
+    /// `coefficient·L_div` over `states` and, with `gradients`, `coefficient·dL_div/dθ` added to
+    /// every expert's buffers there. `activationMemory` is what the experts' forwards keep for
+    /// the backward (the loss keeps one tape per expert).
+    public func lossAndGradients(decoder: Decoder, experts: ExpertSet, states: [ExpertSample], activationMemory: ActivationMemory = .store,
+                                 addingGradientsTo gradients: ExpertGradients?) throws -> Double {
+        guard coefficient != 0 else { return 0 }
+        let unweighted = gradients.map { _ in ExpertGradients(experts: experts) }
+        let value = try unweightedLoss(decoder: decoder, experts: experts, states: states, activationMemory: activationMemory, gradients: unweighted)
+        if let gradients, let unweighted {
+            for (mine, theirs) in zip(gradients.parameterPairs(experts), unweighted.parameterPairs(experts)) {
+                Kernels.addScaled(theirs.gradient.pointer, scale: coefficient, into: mine.gradient.pointer, count: mine.gradient.count)
+            }
+        }
+        return Double(coefficient) * value
+    }
+
+    /// `L_div` and, into `gradients`, its gradient.
+    func unweightedLoss(decoder: Decoder, experts: ExpertSet, states: [ExpertSample], activationMemory: ActivationMemory,
+                        gradients: ExpertGradients?) throws -> Double {
         let k = experts.count, v = decoder.config.vocabularySize
         guard k >= 2, !states.isEmpty else { return 0 }
         var total = 0.0

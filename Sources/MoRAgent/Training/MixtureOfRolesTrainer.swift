@@ -32,10 +32,8 @@ public struct MixtureOfRolesSFTConfiguration: Sendable {
     public var seed: UInt64 = 0
     /// The adapter's shape (the paper's 5-5-4 by default).
     public var mixture = MixtureOfRolesConfiguration()
-    /// Coefficient of the load-balancing loss (1e-3 in the paper, Eq. 8).
-    public var loadBalancingCoefficient: Float = 1e-3
-    /// Coefficient of the orthogonality loss (1e-4 in the paper, Eq. 8).
-    public var orthogonalityCoefficient: Float = 1e-4
+    /// The loss: cross-entropy plus the load-balancing (1e-3) and orthogonality (1e-4) terms.
+    public var objective = MixtureOfRolesObjective()
     /// Steps the learning-rate schedule spans when a host calls `trainStep` itself (`train`
     /// computes it from the data); nil: 1, a constant rate after warm-up.
     public var plannedSteps: Int?
@@ -89,8 +87,8 @@ public struct MixtureOfRolesSFTConfiguration: Sendable {
             case "clip_norm": c.clipNorm = try float(value, key)
             case "planned_steps": c.plannedSteps = max(1, try int(value, key))
             case "seed": c.seed = UInt64(try int(value, key))
-            case "load_balancing_coefficient": c.loadBalancingCoefficient = try float(value, key)
-            case "orthogonality_coefficient": c.orthogonalityCoefficient = try float(value, key)
+            case "load_balancing_coefficient": c.objective.loadBalancing.coefficient = try float(value, key)
+            case "orthogonality_coefficient": c.objective.orthogonality.coefficient = try float(value, key)
             case "routed_counts": c.mixture.routedCounts = try (value.arrayValue ?? []).map { try int($0, key) }
             case "top_k": c.mixture.topK = try (value.arrayValue ?? []).map { try int($0, key) }
             case "rank": c.mixture.rank = try int(value, key)
@@ -118,9 +116,9 @@ public struct SFTStepMetrics: Equatable, Sendable {
     public var loss: Double
     /// Cross-entropy over the batch's agent tokens.
     public var crossEntropy: Double
-    /// Load-balancing loss.
+    /// Load-balancing loss `L_aux` (unweighted).
     public var loadBalancing: Double
-    /// Orthogonality loss.
+    /// Orthogonality loss `L_orth` (unweighted).
     public var orthogonality: Double
     /// Global gradient norm before clipping.
     public var gradientNorm: Double
@@ -174,7 +172,7 @@ public final class MixtureOfRolesTrainer {
         let encoded = batch.map { $0.encode(tokenizer: tokenizer, maxLength: configuration.maxLength) }
         let sequences = encoded.map(\.ids)
         let adapter = mixture.adapter(rowRoles: encoded.flatMap(\.roles))
-        adapter.loadBalancingCoefficient = configuration.loadBalancingCoefficient
+        adapter.loadBalancing = configuration.objective.loadBalancing
         if computeGradients { adapter.gradients = gradients }
         let decoder = engine.decoder
         let tape = try decoder.trainingForward(sequences, adapter: adapter, activationMemory: configuration.activationMemory)
@@ -190,13 +188,13 @@ public final class MixtureOfRolesTrainer {
     public func trainStep(_ batch: [RoleAnnotatedConversation]) throws -> SFTStepMetrics {
         gradients.zero()
         let (ce, aux, tokens) = try lossAndGradients(batch, computeGradients: true)
-        let orth = mixture.orthogonalityLoss(coefficient: configuration.orthogonalityCoefficient, addingGradientsTo: gradients.loras)
+        let orth = configuration.objective.orthogonality.lossAndGradients(mixture, addingGradientsTo: gradients.loras)
         let norm = GradientClipping.clip(gradients.parameterPairs(mixture).map(\.gradient), maxNorm: configuration.clipNorm)
         let schedule = LearningRateSchedule(warmupSteps: configuration.warmupSteps, totalSteps: plannedSteps, decay: configuration.decay, minimumFactor: 0.1)
         let factor = schedule.factor(step: optimizer.stepCount)
         try optimizer.step(learningRateScale: factor)
         let c = configuration
-        return SFTStepMetrics(step: optimizer.stepCount, loss: ce + Double(c.loadBalancingCoefficient) * aux + Double(c.orthogonalityCoefficient) * orth,
+        return SFTStepMetrics(step: optimizer.stepCount, loss: c.objective.loss(crossEntropy: ce, loadBalancing: aux, orthogonality: orth),
                               crossEntropy: ce, loadBalancing: aux, orthogonality: orth, gradientNorm: Double(norm),
                               learningRate: Double(c.optimizer.learningRate * factor), tokens: tokens)
     }

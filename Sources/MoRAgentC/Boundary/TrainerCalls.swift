@@ -56,20 +56,21 @@ enum TrainerCalls {
         p.warmup_updates = 0
         p.total_updates = 0
         p.cosine = 1
-        p.clip_low = c.loss.clipLow
-        p.clip_high = c.loss.clipHigh
-        p.dual_clip = c.loss.dualClip ?? 0
-        p.sequence_mean = c.loss.aggregation == .tokenMean ? 0 : 1
-        p.kl_coefficient = c.loss.klCoefficient
+        let o = c.objective
+        p.clip_low = o.surrogate.clipLow
+        p.clip_high = o.surrogate.clipHigh
+        p.dual_clip = o.surrogate.dualClip ?? 0
+        p.sequence_mean = o.surrogate.aggregation == .tokenMean ? 0 : 1
+        p.kl_coefficient = o.surrogate.klCoefficient
         p.train_router = c.trainRouter ? 1 : 0
-        p.balance_coefficient = c.balanceCoefficient
-        p.switch_coefficient = c.switchCoefficient
-        p.switch_lambda = c.switchLambda
-        p.diversity_coefficient = c.diversityCoefficient
-        p.diversity_interval = Int32(c.diversityInterval)
-        p.diversity_samples = Int32(c.diversitySamples)
-        p.diversity_buffer = Int32(c.diversityBufferCapacity)
-        p.diversity_margin = Float(c.diversityMargin)
+        p.balance_coefficient = o.balance.coefficient
+        p.switch_coefficient = o.switching.coefficient
+        p.switch_lambda = o.switching.lambda
+        p.diversity_coefficient = o.diversity.coefficient
+        p.diversity_interval = Int32(o.diversity.interval)
+        p.diversity_samples = Int32(o.diversity.samples)
+        p.diversity_buffer = Int32(o.diversity.bufferCapacity)
+        p.diversity_margin = Float(o.diversity.margin)
         p.mini_batches = Int32(c.miniBatches)
         p.epochs = Int32(c.epochs)
         p.chunk_steps = Int32(c.chunkSteps)
@@ -134,22 +135,22 @@ enum TrainerCalls {
         c.schedule = p.total_updates > 0
             ? LearningRateSchedule(warmupSteps: Int(p.warmup_updates), totalSteps: Int(p.total_updates), decay: p.cosine != 0 ? .cosine : .linear)
             : LearningRateSchedule(warmupSteps: Int(p.warmup_updates), totalSteps: max(1, Int(p.warmup_updates)), decay: .constant)
-        c.loss.clipLow = p.clip_low
-        c.loss.clipHigh = p.clip_high
-        c.loss.dualClip = p.dual_clip == 0 ? nil : p.dual_clip
-        c.loss.aggregation = p.sequence_mean != 0 ? .sequenceMeanTokenMean : .tokenMean
-        c.loss.klCoefficient = p.kl_coefficient
+        c.objective.surrogate.clipLow = p.clip_low
+        c.objective.surrogate.clipHigh = p.clip_high
+        c.objective.surrogate.dualClip = p.dual_clip == 0 ? nil : p.dual_clip
+        c.objective.surrogate.aggregation = p.sequence_mean != 0 ? .sequenceMeanTokenMean : .tokenMean
+        c.objective.surrogate.klCoefficient = p.kl_coefficient
         c.trainRouter = p.train_router != 0
         c.routerLearningRateScale = p.router_learning_rate_scale
         c.activationMemory = p.recompute_activations != 0 ? .recompute : .store
-        c.balanceCoefficient = p.balance_coefficient
-        c.switchCoefficient = p.switch_coefficient
-        c.switchLambda = p.switch_lambda
-        c.diversityCoefficient = p.diversity_coefficient
-        c.diversityInterval = try count(p.diversity_interval, "diversity_interval")
-        c.diversitySamples = try count(p.diversity_samples, "diversity_samples")
-        c.diversityBufferCapacity = try count(p.diversity_buffer, "diversity_buffer")
-        c.diversityMargin = Double(p.diversity_margin)
+        c.objective.balance.coefficient = p.balance_coefficient
+        c.objective.switching.coefficient = p.switch_coefficient
+        c.objective.switching.lambda = p.switch_lambda
+        c.objective.diversity.coefficient = p.diversity_coefficient
+        c.objective.diversity.interval = try count(p.diversity_interval, "diversity_interval")
+        c.objective.diversity.samples = try count(p.diversity_samples, "diversity_samples")
+        c.objective.diversity.bufferCapacity = try count(p.diversity_buffer, "diversity_buffer")
+        c.objective.diversity.margin = Double(p.diversity_margin)
         c.miniBatches = try count(p.mini_batches, "mini_batches")
         c.epochs = try count(p.epochs, "epochs")
         c.chunkSteps = try count(p.chunk_steps, "chunk_steps")
