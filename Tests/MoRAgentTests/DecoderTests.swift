@@ -70,7 +70,7 @@ final class DecoderTests: XCTestCase {
         XCTAssertGreaterThan(maxDifference(a.logits!.pointer, c.logits!.pointer, 31), 1e-4)
     }
 
-    /// A long prefill (query blocks of 128, heads split over two threads) gives the logits of
+    /// A long prefill (several query blocks, heads split over two threads) gives the logits of
     /// decoding the same tokens one at a time (the single-query path), with and without a
     /// sliding window shorter than the sequence.
     func testLongPrefillMatchesTokenByTokenDecode() throws {

@@ -114,6 +114,81 @@ final class GradientTests: XCTestCase {
         }
     }
 
+    /// The blocked attention backward (query blocks of `Attention.queryBlock`, keys up to each
+    /// block's last position) against the dense gradient computed in Double, over three blocks
+    /// with and without a sliding window that cuts into them, GQA heads sharing dK and dV.
+    func testBlockedAttentionBackwardMatchesDenseReference() throws {
+        for window in [nil, 70] {
+            var c = ModelConfig(hiddenSize: 32, intermediateSize: 8, layerCount: 1, headCount: 4, keyValueHeadCount: 2, vocabularySize: 8)
+            c.slidingWindow = window
+            let n = 2 * Attention.queryBlock + 22, d = c.headDimension, stride = c.qkvWidth, hd = c.headCount * d
+            var g = SeededGenerator(seed: 11)
+            let qkv = (0..<(n * stride)).map { _ in g.nextUnitFloat() * 2 - 1 }
+            let dOut = (0..<(n * hd)).map { _ in g.nextUnitFloat() * 2 - 1 }
+            var dQKV = [Float](repeating: 0, count: n * stride)
+            qkv.withUnsafeBufferPointer { q in
+                dOut.withUnsafeBufferPointer { o in
+                    dQKV.withUnsafeMutableBufferPointer { Attention.backward(config: c, qkv: q.baseAddress!, ranges: [0..<n], outputGradient: o.baseAddress!, qkvGradient: $0.baseAddress!) }
+                }
+            }
+            var reference = [Double](repeating: 0, count: n * stride)
+            let scale = 1 / Double(d).squareRoot()
+            for h in 0..<c.headCount {
+                let kv = h / (c.headCount / c.keyValueHeadCount)
+                let qo = h * d, ko = hd + kv * d, vo = hd + c.keyValueWidth + kv * d
+                for i in 0..<n {
+                    let keys = Attention.windowStart(position: i, config: c)...i
+                    let s = keys.map { j in (0..<d).reduce(0.0) { $0 + Double(qkv[i * stride + qo + $1]) * Double(qkv[j * stride + ko + $1]) } * scale }
+                    let top = s.max()!, e = s.map { exp($0 - top) }, total = e.reduce(0, +), p = e.map { $0 / total }
+                    let dp = keys.map { j in (0..<d).reduce(0.0) { $0 + Double(dOut[i * hd + qo + $1]) * Double(qkv[j * stride + vo + $1]) } }
+                    let sum = zip(p, dp).reduce(0.0) { $0 + $1.0 * $1.1 }
+                    for (t, j) in keys.enumerated() {
+                        let ds = p[t] * (dp[t] - sum) * scale
+                        for x in 0..<d {
+                            reference[j * stride + vo + x] += p[t] * Double(dOut[i * hd + qo + x])
+                            reference[i * stride + qo + x] += ds * Double(qkv[j * stride + ko + x])
+                            reference[j * stride + ko + x] += ds * Double(qkv[i * stride + qo + x])
+                        }
+                    }
+                }
+            }
+            var worst = 0.0
+            for (a, b) in zip(dQKV, reference) { worst = max(worst, abs(Double(a) - b) / max(1, abs(b))) }
+            XCTAssertLessThan(worst, 1e-5, "window \(String(describing: window))")
+        }
+    }
+
+    /// A LoRA step large enough for the two-thread paths (row kernels split in halves, the
+    /// cross-entropy's rows shared, OpenBLAS on two threads) gives the one-thread gradients.
+    func testTwoThreadsGiveTheOneThreadGradients() throws {
+        let c = ModelConfig(hiddenSize: 128, intermediateSize: 256, layerCount: 2, headCount: 4, keyValueHeadCount: 2, vocabularySize: 512)
+        let d = Decoder(weights: DecoderWeights.random(config: c, seed: 7))
+        let experts = try ExpertSet(model: c, count: 1, configuration: LoRAConfiguration(rank: 8, alpha: 16, targetModules: [.q, .v]), seed: 8)
+        var g = SeededGenerator(seed: 9)
+        Fixtures.randomizeB(experts.experts, generator: &g, scale: 0.3)
+        let sequences = (0..<3).map { _ in (0..<200).map { _ in Int32(g.next() % 512) } }
+        XCTAssertGreaterThanOrEqual(600 * c.hiddenSize, Kernels.parallelElements)
+        func gradients(threads: Int) throws -> (Double, [Float]) {
+            let saved = BLAS.threads
+            BLAS.threads = threads
+            defer { BLAS.threads = saved }
+            let grads = ExpertGradients(experts: experts)
+            let adapter = try ExpertMixtureAdapter(experts: experts, routes: sequences.map { _ in .expert(0) }, tokenCounts: sequences.map(\.count))
+            adapter.gradients = grads
+            let tape = try d.trainingForward(sequences, adapter: adapter)
+            let (loss, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: try TokenCrossEntropy.nextTokenTargets(sequences),
+                                                                           lmHead: d.weights.lmHead)
+            try d.backward(tape, hiddenGradient: dHidden)
+            return (loss, grads.parameterPairs(experts).flatMap(\.gradient.values))
+        }
+        let (oneLoss, one) = try gradients(threads: 1), (twoLoss, two) = try gradients(threads: 2)
+        XCTAssertEqual(oneLoss, twoLoss, accuracy: 1e-6 * oneLoss)
+        var worst: Float = 0
+        for (a, b) in zip(one, two) { worst = max(worst, abs(a - b)) }
+        XCTAssertLessThan(worst, 1e-5 * (one.map(abs).max() ?? 0))
+        XCTAssertGreaterThan(one.map(abs).max() ?? 0, 0)
+    }
+
     func testCrossEntropyRejectsBadLabels() throws {
         let d = Decoder(weights: DecoderWeights.random(config: Self.config, seed: 1))
         let tape = try d.trainingForward([[1, 2, 3]])

@@ -1,10 +1,10 @@
 /// Applies experts to the rows of a packed batch, each row with its own expert or mixture, in
 /// one forward (DESIGN.md §3: the CPU analogue of S-LoRA/Punica's SGMV).
 ///
-/// For every expert, the rows that use it are gathered (or read in place when they are one
-/// contiguous run with weight 1, the common case of one sequence on one expert), go through two
-/// small GEMMs `T = X Aᵀ` (`[m, r]`) and `Y = (w·s·T) Bᵀ` (`[m, out]`), and are scatter-added into
-/// the projection's output. Cost is proportional to the rows each expert actually serves.
+/// For every expert, the rows that use it are gathered (or read and written in place when they
+/// are one contiguous run, the common case of one sequence on one expert), go through two small
+/// GEMMs `T = X Aᵀ` (`[m, r]`) and `Y = (w·s·T) Bᵀ` (`[m, out]`), and are scatter-added into the
+/// projection's output. Cost is proportional to the rows each expert actually serves.
 public final class ExpertMixtureAdapter: TrainableAdapter {
     /// The experts.
     public let experts: ExpertSet
@@ -19,8 +19,9 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
     let rowSequences: [Int]?
     /// For each expert id, the rows it serves and their weights (rows ascending).
     let groups: [(rows: [Int], weights: [Float])]
-    private var scratch: [UnsafeMutablePointer<Float>?] = [nil, nil, nil]
-    private var capacity = [0, 0, 0]
+    /// Reused buffers: T, gathered X, gathered Y or dY, dT, dX.
+    private var scratch: [UnsafeMutablePointer<Float>?] = [nil, nil, nil, nil, nil]
+    private var capacity = [0, 0, 0, 0, 0]
 
     /// One route per sequence, for sequences of `tokenCounts` new tokens packed in order.
     public convenience init(experts: ExpertSet, routes: [ExpertRoute], tokenCounts: [Int]) throws {
@@ -92,20 +93,20 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
             guard let module = experts.experts[k].modules[key] else { continue }
             let m = group.rows.count, r = module.rank, inF = module.inFeatures, outF = module.outFeatures
             let first = group.rows[0]
-            let inPlace = group.rows[m - 1] - first == m - 1 && group.weights.allSatisfy { $0 == 1 }
-            let t = buffer(0, m * r)                                   // T[m, r]
-            if inPlace {
-                BLAS.linear(input + first * inputStride, rows: m, inFeatures: inF, xStride: inputStride,
-                            weight: module.a.pointer, outFeatures: r, into: t, yStride: r)
-                Kernels.scale(t, by: module.scale, count: m * r)
+            let t = buffer(0, m * r)                                   // T[m, r] = w·s·X Aᵀ
+            if group.rows[m - 1] - first == m - 1 {
+                BLAS.gemm(transposeA: false, transposeB: true, m: m, n: r, k: inF, alpha: module.scale, a: input + first * inputStride,
+                          lda: inputStride, b: module.a.pointer, ldb: inF, c: t, ldc: r)
+                scaleRows(t, width: r, by: group.weights)
                 BLAS.linear(t, rows: m, inFeatures: r, xStride: r, weight: module.b.pointer, outFeatures: outF,
                             into: output + first * outputStride, yStride: outputStride, accumulate: true)
                 continue
             }
             let x = buffer(1, m * inF)                                 // gathered X[m, in]
             for (i, row) in group.rows.enumerated() { (x + i * inF).update(from: input + row * inputStride, count: inF) }
-            BLAS.linear(x, rows: m, inFeatures: inF, weight: module.a.pointer, outFeatures: r, into: t)
-            for i in 0..<m { Kernels.scale(t + i * r, by: group.weights[i] * module.scale, count: r) }
+            BLAS.gemm(transposeA: false, transposeB: true, m: m, n: r, k: inF, alpha: module.scale, a: x, lda: inF,
+                      b: module.a.pointer, ldb: inF, c: t, ldc: r)
+            scaleRows(t, width: r, by: group.weights)
             let y = buffer(2, m * outF)                                // Y[m, out]
             BLAS.linear(t, rows: m, inFeatures: r, weight: module.b.pointer, outFeatures: outF, into: y)
             for (i, row) in group.rows.enumerated() { Kernels.add(y + i * outF, into: output + row * outputStride, count: outF) }
@@ -116,6 +117,20 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
     public func replayDelta(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
                             output: UnsafeMutablePointer<Float>, outputStride: Int, rows: Int) {
         addDelta(layer: layer, kind: kind, input: input, inputStride: inputStride, output: output, outputStride: outputStride, rows: rows)
+    }
+
+    /// Multiplies row `i` of `x[m, width]` by `weights[i]`, unless every weight is 1 (one expert
+    /// per sequence, the common case).
+    private func scaleRows(_ x: UnsafeMutablePointer<Float>, width: Int, by weights: [Float]) {
+        guard !weights.allSatisfy({ $0 == 1 }) else { return }
+        for (i, w) in weights.enumerated() { Kernels.scale(x + i * width, by: w, count: width) }
+    }
+
+    /// Whether any expert adapts projection `kind` of `layer` (the decoder skips recomputing the
+    /// inputs of projections no expert adapts).
+    public func adapts(layer: Int, kind: ProjectionKind) -> Bool {
+        let key = LoRAModuleKey(layer: layer, kind: kind)
+        return experts.experts.contains { $0.modules[key] != nil }
     }
 
     /// LoRA backward for each expert group: with `T = X Aᵀ` (recomputed, it is only r wide) and
@@ -136,29 +151,42 @@ public final class ExpertMixtureAdapter: TrainableAdapter {
         for (k, group) in groups.enumerated() where !group.rows.isEmpty {
             guard let module = experts.experts[k].modules[key] else { continue }
             let m = group.rows.count, r = module.rank, inF = module.inFeatures, outF = module.outFeatures
-            let x = Tensor(uninitialized: [m, inF]), dy = Tensor(uninitialized: [m, outF])
-            for (i, row) in group.rows.enumerated() {
-                (x.pointer + i * inF).update(from: input + row * inputStride, count: inF)
-                (dy.pointer + i * outF).update(from: outputGradient + row * outputGradientStride, count: outF)
+            let first = group.rows[0], contiguous = group.rows[m - 1] - first == m - 1
+            // X[m, in] and dY[m, out]: read in place when the rows are one run (one sequence on
+            // one expert), else gathered.
+            var x = input + first * inputStride, xStride = inputStride
+            var dy = outputGradient + first * outputGradientStride, dyStride = outputGradientStride
+            if !contiguous {
+                let gx = buffer(1, m * inF), gdy = buffer(2, m * outF)
+                for (i, row) in group.rows.enumerated() {
+                    (gx + i * inF).update(from: input + row * inputStride, count: inF)
+                    (gdy + i * outF).update(from: outputGradient + row * outputGradientStride, count: outF)
+                }
+                (x, xStride, dy, dyStride) = (UnsafePointer(gx), inF, UnsafePointer(gdy), outF)
             }
-            let t = Tensor(uninitialized: [m, r])                                        // T[m, r], then w·s·T
-            BLAS.linear(x.pointer, rows: m, inFeatures: inF, weight: module.a.pointer, outFeatures: r, into: t.pointer)
-            for i in 0..<m { Kernels.scale(t.pointer + i * r, by: group.weights[i] * module.scale, count: r) }
-            let dT = Tensor(uninitialized: [m, r])                                       // dY B, then w·s·(dY B)
-            BLAS.gemm(transposeA: false, transposeB: false, m: m, n: r, k: outF, a: dy.pointer, lda: outF,
-                      b: module.b.pointer, ldb: r, c: dT.pointer, ldc: r)
-            for i in 0..<m { Kernels.scale(dT.pointer + i * r, by: group.weights[i] * module.scale, count: r) }
+            let t = buffer(0, m * r), dT = buffer(3, m * r)                              // w·s·X Aᵀ, w·s·dY B: [m, r]
+            BLAS.gemm(transposeA: false, transposeB: true, m: m, n: r, k: inF, alpha: module.scale, a: x, lda: xStride,
+                      b: module.a.pointer, ldb: inF, c: t, ldc: r)
+            BLAS.gemm(transposeA: false, transposeB: false, m: m, n: r, k: outF, alpha: module.scale, a: dy, lda: dyStride,
+                      b: module.b.pointer, ldb: r, c: dT, ldc: r)
+            scaleRows(t, width: r, by: group.weights)
+            scaleRows(dT, width: r, by: group.weights)
             if let grads = gradients?[k, key] {
-                BLAS.gemm(transposeA: true, transposeB: false, m: outF, n: r, k: m, a: dy.pointer, lda: outF,
-                          b: t.pointer, ldb: r, beta: 1, c: grads.b.pointer, ldc: r)
-                BLAS.gemm(transposeA: true, transposeB: false, m: r, n: inF, k: m, a: dT.pointer, lda: r,
-                          b: x.pointer, ldb: inF, beta: 1, c: grads.a.pointer, ldc: inF)
+                BLAS.gemm(transposeA: true, transposeB: false, m: outF, n: r, k: m, a: dy, lda: dyStride,
+                          b: t, ldb: r, beta: 1, c: grads.b.pointer, ldc: r)
+                BLAS.gemm(transposeA: true, transposeB: false, m: r, n: inF, k: m, a: dT, lda: r,
+                          b: x, ldb: xStride, beta: 1, c: grads.a.pointer, ldc: inF)
             }
-            let dx = Tensor(uninitialized: [m, inF])
-            BLAS.gemm(transposeA: false, transposeB: false, m: m, n: inF, k: r, a: dT.pointer, lda: r,
-                      b: module.a.pointer, ldb: inF, c: dx.pointer, ldc: inF)
+            if contiguous {
+                BLAS.gemm(transposeA: false, transposeB: false, m: m, n: inF, k: r, a: dT, lda: r, b: module.a.pointer, ldb: inF,
+                          beta: 1, c: inputGradient + first * inputGradientStride, ldc: inputGradientStride)
+                continue
+            }
+            let dx = buffer(4, m * inF)                                                  // dX[m, in]
+            BLAS.gemm(transposeA: false, transposeB: false, m: m, n: inF, k: r, a: dT, lda: r,
+                      b: module.a.pointer, ldb: inF, c: dx, ldc: inF)
             for (i, row) in group.rows.enumerated() {
-                Kernels.add(dx.pointer + i * inF, into: inputGradient + row * inputGradientStride, count: inF)
+                Kernels.add(dx + i * inF, into: inputGradient + row * inputGradientStride, count: inF)
             }
         }
     }

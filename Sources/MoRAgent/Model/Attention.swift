@@ -7,8 +7,10 @@ import Dispatch
 /// of `H/KVH`. Scores go through BLAS (`sgemm` for a block of queries, `sgemv` for one).
 enum Attention {
     /// Queries are processed in blocks of this many rows, each against only the keys it may see,
-    /// so a long causal prefill computes about half of the `n × L` score square.
-    static let queryBlock = 128
+    /// so a long causal prefill computes about half of the `n × L` score square (at 256 tokens,
+    /// blocks of 64 touch 5/8 of it, blocks of 128 3/4; in the training backward, blocks of 64
+    /// were faster than 32 or 128).
+    static let queryBlock = 64
     /// Above this many score entries in all, the heads are split over two threads; below, they
     /// run one after another. Either way each BLAS call inside attention is single-threaded:
     /// the per-head products are small (at decode, 2·H products of a few KB per layer, 672 per
@@ -84,38 +86,53 @@ enum Attention {
         }
     }
 
+    /// Floats of scratch one thread of `backward` needs for sequences of up to `length` tokens.
+    static func backwardScratch(length: Int) -> Int { 2 * min(length, queryBlock) * length }
+
     /// Gradients of causal attention over one whole sequence (positions `0..<n`, keys and values
-    /// read from the fused rows `qkv[n, (H+2·KVH)·D]`), given `outputGradient[n, H·D]`; adds
-    /// `dQ`, `dK`, `dV` into `qkvGradient` (same layout as `qkv`). Probabilities are recomputed:
+    /// read from the fused rows `qkv[n, (H+2·KVH)·D]`) for the query heads of key/value group `g`,
+    /// given `outputGradient[n, H·D]`; adds `dQ`, `dK`, `dV` into `qkvGradient` (same layout as
+    /// `qkv`). Probabilities are recomputed, a block of query rows `i0..<i1` at a time against the
+    /// keys `lo..<i1` it may see (as in `forward`; the products skip the blocks above the
+    /// diagonal and the softmax and its gradient run over visible keys alone):
     /// `P = softmax(Q Kᵀ/√D)`, `dV += Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`,
-    /// `dQ = dS K/√D`, `dK += dSᵀ Q/√D`; GQA heads add into their shared key/value head.
+    /// `dQ = dS K/√D`, `dK += dSᵀ Q/√D`; a group's heads add into its shared dK and dV.
+    /// `scratch` holds `backwardScratch(length: n)` floats.
     static func backward(config c: ModelConfig, qkv: UnsafePointer<Float>, count n: Int,
                          outputGradient dOut: UnsafePointer<Float>, qkvGradient dQKV: UnsafeMutablePointer<Float>,
-                         groups: Range<Int>? = nil) {
-        let d = c.headDimension, hd = c.headCount * d, kvw = c.keyValueWidth, stride = c.qkvWidth
+                         group g: Int, scratch: UnsafeMutablePointer<Float>) {
+        let d = c.headDimension, hd = c.headCount * d, stride = c.qkvWidth
         let perGroup = c.headCount / c.keyValueHeadCount, scale = 1 / Float(d).squareRoot()
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: n * n), dp = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        defer { p.deallocate(); dp.deallocate() }
-        for g in groups ?? 0..<c.keyValueHeadCount {
-            for h in (g * perGroup)..<((g + 1) * perGroup) {
-                let q = qkv + h * d, k = qkv + hd + g * d, v = qkv + hd + kvw + g * d
-                let dq = dQKV + h * d, dk = dQKV + hd + g * d, dv = dQKV + hd + kvw + g * d, dO = dOut + h * d
-                BLAS.gemm(transposeA: false, transposeB: true, m: n, n: n, k: d, alpha: scale, a: q, lda: stride, b: k, ldb: stride, c: p, ldc: n)
-                for i in 0..<n {
-                    let row = p + i * n, lo = windowStart(position: i, config: c)
-                    if lo > 0 { row.update(repeating: 0, count: lo) }
-                    Kernels.softmax(row + lo, count: i + 1 - lo)
-                    if i + 1 < n { (row + i + 1).update(repeating: 0, count: n - i - 1) }
+        let block = min(n, queryBlock)
+        let p = scratch, dp = scratch + block * n                       // P, dP then dS: [m, span] each
+        let k = qkv + hd + g * d, v = k + c.keyValueWidth
+        let dk = dQKV + hd + g * d, dv = dk + c.keyValueWidth
+        for h in (g * perGroup)..<((g + 1) * perGroup) {
+            let q = qkv + h * d, dq = dQKV + h * d, dO = dOut + h * d
+            var i0 = 0
+            while i0 < n {
+                let i1 = min(n, i0 + block), m = i1 - i0
+                let lo = windowStart(position: i0, config: c), span = i1 - lo
+                BLAS.gemm(transposeA: false, transposeB: true, m: m, n: span, k: d, alpha: scale,
+                          a: q + i0 * stride, lda: stride, b: k + lo * stride, ldb: stride, c: p, ldc: span)
+                BLAS.gemm(transposeA: false, transposeB: true, m: m, n: span, k: d,
+                          a: dO + i0 * hd, lda: hd, b: v + lo * stride, ldb: stride, c: dp, ldc: span)
+                for i in 0..<m {
+                    // Row i sees keys first..<end of the span; P and dS are zero elsewhere.
+                    let pr = p + i * span, dr = dp + i * span
+                    let first = windowStart(position: i0 + i, config: c) - lo, end = i0 + i + 1 - lo
+                    if first > 0 { pr.update(repeating: 0, count: first); dr.update(repeating: 0, count: first) }
+                    if end < span { (pr + end).update(repeating: 0, count: span - end); (dr + end).update(repeating: 0, count: span - end) }
+                    Kernels.softmax(pr + first, count: end - first)
+                    Kernels.softmaxBackward(pr + first, outputGradient: dr + first, count: end - first)
                 }
-                BLAS.gemm(transposeA: false, transposeB: true, m: n, n: n, k: d, a: dO, lda: hd, b: v, ldb: stride, c: dp, ldc: n)
-                BLAS.gemm(transposeA: true, transposeB: false, m: n, n: d, k: n, a: p, lda: n, b: dO, ldb: hd, beta: 1, c: dv, ldc: stride)
-                for i in 0..<n {
-                    let pr = p + i * n, dr = dp + i * n
-                    let s = Kernels.dot(pr, dr, count: n)
-                    for j in 0..<n { dr[j] = pr[j] * (dr[j] - s) }
-                }
-                BLAS.gemm(transposeA: false, transposeB: false, m: n, n: d, k: n, alpha: scale, a: dp, lda: n, b: k, ldb: stride, beta: 1, c: dq, ldc: stride)
-                BLAS.gemm(transposeA: true, transposeB: false, m: n, n: d, k: n, alpha: scale, a: dp, lda: n, b: q, ldb: stride, beta: 1, c: dk, ldc: stride)
+                BLAS.gemm(transposeA: true, transposeB: false, m: span, n: d, k: m, a: p, lda: span, b: dO + i0 * hd, ldb: hd,
+                          beta: 1, c: dv + lo * stride, ldc: stride)
+                BLAS.gemm(transposeA: false, transposeB: false, m: m, n: d, k: span, alpha: scale, a: dp, lda: span,
+                          b: k + lo * stride, ldb: stride, beta: 1, c: dq + i0 * stride, ldc: stride)
+                BLAS.gemm(transposeA: true, transposeB: false, m: span, n: d, k: m, alpha: scale, a: dp, lda: span,
+                          b: q + i0 * stride, ldb: stride, beta: 1, c: dk + lo * stride, ldc: stride)
+                i0 = i1
             }
         }
     }
@@ -129,13 +146,16 @@ enum Attention {
                          outputGradient dOut: UnsafePointer<Float>, qkvGradient dQKV: UnsafeMutablePointer<Float>) {
         let hd = c.headCount * c.headDimension, stride = c.qkvWidth
         let pieces = ranges.flatMap { r in (0..<c.keyValueHeadCount).map { (r, $0) } }
+        let perThread = backwardScratch(length: ranges.map(\.count).max() ?? 0)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * perThread)
+        defer { scratch.deallocate() }
         let saved = BLAS.threads
         BLAS.threads = 1
         defer { BLAS.threads = saved }
         DispatchQueue.concurrentPerform(iterations: 2) { part in
             for (i, (range, g)) in pieces.enumerated() where i % 2 == part {
                 backward(config: c, qkv: qkv + range.lowerBound * stride, count: range.count, outputGradient: dOut + range.lowerBound * hd,
-                         qkvGradient: dQKV + range.lowerBound * stride, groups: g..<(g + 1))
+                         qkvGradient: dQKV + range.lowerBound * stride, group: g, scratch: scratch + part * perThread)
             }
         }
     }

@@ -42,4 +42,13 @@ public protocol TrainableAdapter: DecoderAdapter {
     func backward(layer: Int, kind: ProjectionKind, input: UnsafePointer<Float>, inputStride: Int,
                   outputGradient: UnsafePointer<Float>, outputGradientStride: Int,
                   inputGradient: UnsafeMutablePointer<Float>, inputGradientStride: Int, rows: Int)
+    /// Whether `backward` for projection `kind` of `layer` reads its input or adds anything: when
+    /// it does not, the decoder's backward need not recompute that input (SwiGLU's output for
+    /// `down` costs as much as a fifth of a small model's MLP backward).
+    func adapts(layer: Int, kind: ProjectionKind) -> Bool
+}
+
+extension TrainableAdapter {
+    /// Every projection, unless an adapter knows better.
+    public func adapts(layer: Int, kind: ProjectionKind) -> Bool { true }
 }

@@ -216,10 +216,7 @@ extension Decoder {
     /// needs nothing it computes). `act[N, I]` is scratch.
     func layerOutput(_ layerIndex: Int, _ a: LayerActivations, adapter: TrainableAdapter?, act: Tensor) -> Tensor {
         let c = config, layer = weights.layers[layerIndex], n = a.middle.rows, width = c.hiddenSize, inter = c.intermediateSize
-        for r in 0..<n {
-            let g = a.gateUp.pointer + r * 2 * inter
-            Kernels.siluMultiply(gate: g, up: g + inter, into: act.pointer + r * inter, count: inter)
-        }
+        Kernels.siluMultiply(rows: n, gateUp: a.gateUp.pointer, into: act.pointer, width: inter)
         let out = a.middle.copy()
         BLAS.linear(act.pointer, rows: n, inFeatures: inter, weight: layer.down.pointer, outFeatures: width, into: out.pointer, accumulate: true)
         if let b = layer.downBias { for r in 0..<n { Kernels.add(b.pointer, into: out.pointer + r * width, count: width) } }
@@ -284,9 +281,8 @@ extension Decoder {
             }
             let lb = base?.layers[layerIndex]
             // MLP block: out = middle + down(silu(gate)·up) (+ adapter deltas).
-            for r in 0..<n {
-                let g = t.gateUp.pointer + r * 2 * inter
-                Kernels.siluMultiply(gate: g, up: g + inter, into: act.pointer + r * inter, count: inter)
+            if lb != nil || tape.adapter?.adapts(layer: layerIndex, kind: .down) == true {
+                Kernels.siluMultiply(rows: n, gateUp: t.gateUp.pointer, into: act.pointer, width: inter)
             }
             BLAS.gemm(transposeA: false, transposeB: false, m: n, n: inter, k: width, a: dx.pointer, lda: width,
                       b: layer.down.pointer, ldb: inter, c: dAct.pointer, ldc: inter)
@@ -297,11 +293,7 @@ extension Decoder {
             }
             tape.adapter?.backward(layer: layerIndex, kind: .down, input: act.pointer, inputStride: inter, outputGradient: dx.pointer,
                                    outputGradientStride: width, inputGradient: dAct.pointer, inputGradientStride: inter, rows: n)
-            for r in 0..<n {
-                let g = t.gateUp.pointer + r * 2 * inter, dg = dGateUp.pointer + r * 2 * inter
-                Kernels.siluMultiplyBackward(gate: g, up: g + inter, outputGradient: dAct.pointer + r * inter,
-                                             gateGradient: dg, upGradient: dg + inter, count: inter)
-            }
+            Kernels.siluMultiplyBackward(rows: n, gateUp: t.gateUp.pointer, outputGradient: dAct.pointer, gateUpGradient: dGateUp.pointer, width: inter)
             Kernels.rmsNorm(t.middle.pointer, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
             BLAS.gemm(transposeA: false, transposeB: false, m: n, n: width, k: 2 * inter, a: dGateUp.pointer, lda: 2 * inter,
                       b: layer.gateUp.pointer, ldb: width, c: dh.pointer, ldc: width)
@@ -335,8 +327,12 @@ extension Decoder {
                 Kernels.rotaryBackward(dQKV.pointer + r * qkvWidth + hd, heads: c.keyValueHeadCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
             }
             Kernels.rmsNorm(kept.input.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
-            BLAS.gemm(transposeA: false, transposeB: false, m: n, n: width, k: qkvWidth, a: dQKV.pointer, lda: qkvWidth,
-                      b: layer.qkv.pointer, ldb: width, c: dh.pointer, ldc: width)
+            // Below layer 0 only the embeddings' gradient reads dx: without it, skip dx's last product.
+            let needsInputGradient = layerIndex > 0 || base != nil
+            if needsInputGradient {
+                BLAS.gemm(transposeA: false, transposeB: false, m: n, n: width, k: qkvWidth, a: dQKV.pointer, lda: qkvWidth,
+                          b: layer.qkv.pointer, ldb: width, c: dh.pointer, ldc: width)
+            }
             if let lb {
                 BLAS.gemm(transposeA: true, transposeB: false, m: qkvWidth, n: width, k: n, a: dQKV.pointer, lda: qkvWidth,
                           b: h.pointer, ldb: width, beta: 1, c: lb.qkv.pointer, ldc: width)
@@ -350,8 +346,10 @@ extension Decoder {
                                      outputGradientStride: qkvWidth, inputGradient: dh.pointer, inputGradientStride: width, rows: n)
                 }
             }
-            Kernels.rmsNormBackward(kept.input.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps,
-                                    outputGradient: dh.pointer, addingInto: dx.pointer, weightGradient: lb?.inputNorm.pointer)
+            if needsInputGradient {
+                Kernels.rmsNormBackward(kept.input.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps,
+                                        outputGradient: dh.pointer, addingInto: dx.pointer, weightGradient: lb?.inputNorm.pointer)
+            }
         }
         if let base {
             for (s, seq) in tape.sequences.enumerated() {

@@ -8,19 +8,42 @@ import Musl
 extension Kernels {
     /// RMSNorm backward for rows `x[N, C]`: with `r = 1/sqrt(mean(x²) + eps)` and `y = w ⊙ x · r`,
     /// `dx_i = r·w_i·dy_i − (r³/C)·x_i·Σ_j w_j·dy_j·x_j`, added into `dx`; when `dWeight` is
-    /// given, `dw_j += Σ_rows dy_j·x_j·r` is added too.
+    /// given, `dw_j += Σ_rows dy_j·x_j·r` is added too. Without `dWeight`, large matrices are
+    /// split over two threads (with it, the rows' sum keeps one order, so results stay bit-exact).
     public static func rmsNormBackward(_ x: UnsafePointer<Float>, rows: Int, columns c: Int, weight: UnsafePointer<Float>, eps: Float,
                                        outputGradient dy: UnsafePointer<Float>, addingInto dx: UnsafeMutablePointer<Float>,
                                        weightGradient dWeight: UnsafeMutablePointer<Float>? = nil) {
-        for row in 0..<rows {
+        guard let dWeight else {
+            forEachRowRange(rows, elements: rows * c) { range in
+                rmsNormBackward(x, rows: range, columns: c, weight: weight, eps: eps, outputGradient: dy, addingInto: dx, weightGradient: nil)
+            }
+            return
+        }
+        rmsNormBackward(x, rows: 0..<rows, columns: c, weight: weight, eps: eps, outputGradient: dy, addingInto: dx, weightGradient: dWeight)
+    }
+
+    private static func rmsNormBackward(_ x: UnsafePointer<Float>, rows: Range<Int>, columns c: Int, weight: UnsafePointer<Float>, eps: Float,
+                                        outputGradient dy: UnsafePointer<Float>, addingInto dx: UnsafeMutablePointer<Float>,
+                                        weightGradient dWeight: UnsafeMutablePointer<Float>?) {
+        for row in rows {
             let xr = x + row * c, dyr = dy + row * c, dxr = dx + row * c
             let meanSquare = dot(xr, xr, count: c) / Float(c)
             let r = 1 / (meanSquare + eps).squareRoot()
-            var s: Float = 0
-            for j in 0..<c { s += weight[j] * dyr[j] * xr[j] }
+            var acc = V8.zero
+            var j = 0
+            while j + 8 <= c { acc += load(weight + j) * load(dyr + j) * load(xr + j); j += 8 }
+            var s = acc.sum()
+            while j < c { s += weight[j] * dyr[j] * xr[j]; j += 1 }
             let k = r * r * r * s / Float(c)
-            for j in 0..<c { dxr[j] += r * weight[j] * dyr[j] - k * xr[j] }
-            if let dWeight { for j in 0..<c { dWeight[j] += dyr[j] * xr[j] * r } }
+            let vr = V8(repeating: r), vk = V8(repeating: k)
+            j = 0
+            while j + 8 <= c { store(load(dxr + j) + vr * load(weight + j) * load(dyr + j) - vk * load(xr + j), dxr + j); j += 8 }
+            while j < c { dxr[j] += r * weight[j] * dyr[j] - k * xr[j]; j += 1 }
+            if let dWeight {
+                j = 0
+                while j + 8 <= c { store(load(dWeight + j) + load(dyr + j) * load(xr + j) * vr, dWeight + j); j += 8 }
+                while j < c { dWeight[j] += dyr[j] * xr[j] * r; j += 1 }
+            }
         }
     }
 
@@ -42,6 +65,15 @@ extension Kernels {
             dGate[i] = da[i] * up[i] * s * (1 + g * (1 - s))
             i += 1
         }
+    }
+
+    /// Softmax backward for one row of probabilities `p[n]`: `dx_i = p_i·(dy_i − Σ_j p_j·dy_j)`,
+    /// written over `dy` in place.
+    public static func softmaxBackward(_ p: UnsafePointer<Float>, outputGradient dy: UnsafeMutablePointer<Float>, count n: Int) {
+        let s = dot(p, dy, count: n), vs = V8(repeating: s)
+        var i = 0
+        while i + 8 <= n { store(load(p + i) * (load(dy + i) - vs), dy + i); i += 8 }
+        while i < n { dy[i] = p[i] * (dy[i] - s); i += 1 }
     }
 
     /// The inverse rotation of `rotary` (rotation by −θ), which is also its gradient: RoPE is

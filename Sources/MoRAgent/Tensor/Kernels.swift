@@ -64,10 +64,16 @@ public enum Kernels {
     }
 
     /// RMSNorm of each row as transformers computes it: `w ⊙ x / sqrt(mean(x²) + eps)`.
-    /// `x[N, C]`, `weight[C]`, `out[N, C]` (may alias `x`).
+    /// `x[N, C]`, `weight[C]`, `out[N, C]` (may alias `x`). Large matrices are split over two
+    /// threads (`forEachRowRange`).
     public static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, columns c: Int, weight: UnsafePointer<Float>,
                                eps: Float, into out: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows {
+        forEachRowRange(rows, elements: rows * c) { range in rmsNorm(x, rows: range, columns: c, weight: weight, eps: eps, into: out) }
+    }
+
+    private static func rmsNorm(_ x: UnsafePointer<Float>, rows: Range<Int>, columns c: Int, weight: UnsafePointer<Float>,
+                                eps: Float, into out: UnsafeMutablePointer<Float>) {
+        for r in rows {
             let xr = x + r * c, yr = out + r * c
             var acc = V8.zero
             var i = 0

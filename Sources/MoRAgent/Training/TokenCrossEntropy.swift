@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Token-level cross-entropy through the LM head, the SFT objective and the building block of
 /// every policy loss (DESIGN.md §5).
 ///
@@ -43,25 +49,25 @@ public enum TokenCrossEntropy {
         let scale = 1 / (normalizer ?? Double(count))
         guard scale.isFinite, scale > 0 else { throw MoRAgentError.invalidArgument("the loss normalizer must be positive") }
         var total = 0.0
-        let chunk = chunkRows(vocabulary: v)
+        let chunk = min(n, chunkRows(vocabulary: v))
         let logits = Tensor(uninitialized: [chunk, v])
+        let x = Tensor(uninitialized: [chunk, c]), dx = Tensor(uninitialized: [chunk, c])
+        var losses = [Float](repeating: 0, count: chunk)
         var start = 0
         while start < n {
             let rows = (start..<min(n, start + chunk)).filter { targets[$0] >= 0 }
             start += chunk
             guard !rows.isEmpty else { continue }
-            let x = Tensor(uninitialized: [rows.count, c])
             for (i, r) in rows.enumerated() { (x.pointer + i * c).update(from: hidden.pointer + r * c, count: c) }
             BLAS.linear(x.pointer, rows: rows.count, inFeatures: c, weight: lmHead.pointer, outFeatures: v, into: logits.pointer)
-            for (i, r) in rows.enumerated() {
-                let row = logits.pointer + i * v, target = Int(targets[r])
-                let logTarget = row[target]
-                let logZ = Kernels.softmax(row, count: v)       // row now holds probabilities
-                total += Double(logZ - logTarget)
-                row[target] -= 1
-                Kernels.scale(row, by: Float(scale), count: v)
+            losses.withUnsafeMutableBufferPointer { out in
+                Kernels.forEachRowRange(rows.count, elements: rows.count * v) { range in
+                    for i in range {
+                        out[i] = gradient(logits: logits.pointer + i * v, count: v, target: Int(targets[rows[i]]), scale: Float(scale))
+                    }
+                }
             }
-            let dx = Tensor(uninitialized: [rows.count, c])
+            for i in 0..<rows.count { total += Double(losses[i]) }
             BLAS.gemm(transposeA: false, transposeB: false, m: rows.count, n: c, k: v, a: logits.pointer, lda: v,
                       b: lmHead.pointer, ldb: c, c: dx.pointer, ldc: c)
             for (i, r) in rows.enumerated() { (dHidden.pointer + r * c).update(from: dx.pointer + i * c, count: c) }
@@ -71,5 +77,32 @@ public enum TokenCrossEntropy {
             }
         }
         return (total * scale, dHidden, count)
+    }
+
+    /// Turns one row of `n` logits into `scale · (softmax − onehot(target))` in place and returns
+    /// the row's loss `log Σ e^x − x_target`: the softmax of `Kernels.softmax` with the scale
+    /// folded into its normalisation, so the row is read three times instead of five. Entries
+    /// below f32's smallest normal number are flushed to zero after scaling, for the reason
+    /// `Kernels.softmax` gives (sub-normal operands slow the LM-head product that follows).
+    static func gradient(logits x: UnsafeMutablePointer<Float>, count n: Int, target: Int, scale: Float) -> Float {
+        typealias V8 = SIMD8<Float>
+        let logTarget = x[target]
+        let m = Kernels.max(x, count: n), vm = V8(repeating: m)
+        var i = 0
+        var acc = V8.zero
+        while i + 8 <= n { let e = Kernels.exp(Kernels.load(x + i) - vm); Kernels.store(e, x + i); acc += e; i += 8 }
+        var sum = acc.sum()
+        while i < n { let e = expf(x[i] - m); x[i] = e; sum += e; i += 1 }
+        let factor = scale / sum, vf = V8(repeating: factor), smallest = V8(repeating: Float.leastNormalMagnitude)
+        i = 0
+        while i + 8 <= n {
+            var p = Kernels.load(x + i) * vf
+            p.replace(with: 0, where: p .< smallest)
+            Kernels.store(p, x + i)
+            i += 8
+        }
+        while i < n { let p = x[i] * factor; x[i] = p < Float.leastNormalMagnitude ? 0 : p; i += 1 }
+        x[target] -= scale
+        return m + logf(sum) - logTarget
     }
 }
