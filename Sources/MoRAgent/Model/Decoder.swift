@@ -157,10 +157,7 @@ public final class Decoder: @unchecked Sendable {
                 adapter.addDelta(layer: layerIndex, kind: .gate, input: h, inputStride: width, output: gateUp, outputStride: 2 * inter, rows: n)
                 adapter.addDelta(layer: layerIndex, kind: .up, input: h, inputStride: width, output: gateUp + inter, outputStride: 2 * inter, rows: n)
             }
-            for r in 0..<n {
-                let g = gateUp + r * 2 * inter
-                Kernels.siluMultiply(gate: g, up: g + inter, into: act + r * inter, count: inter)
-            }
+            Kernels.siluMultiply(rows: n, gateUp: gateUp, into: act, width: inter)
             BLAS.linear(act, rows: n, inFeatures: inter, weight: layer.down.pointer, outFeatures: width,
                         into: x, accumulate: true)
             if let b = layer.downBias { for r in 0..<n { Kernels.add(b.pointer, into: x + r * width, count: width) } }

@@ -81,7 +81,7 @@ public enum TokenCrossEntropy {
 
     /// Turns one row of `n` logits into `scale · (softmax − onehot(target))` in place and returns
     /// the row's loss `log Σ e^x − x_target`: the softmax of `Kernels.softmax` with the scale
-    /// folded into its normalisation, so the row is read three times instead of five. Entries
+    /// folded into its normalisation (three passes over the row instead of four). Entries
     /// below f32's smallest normal number are flushed to zero after scaling, for the reason
     /// `Kernels.softmax` gives (sub-normal operands slow the LM-head product that follows).
     static func gradient(logits x: UnsafeMutablePointer<Float>, count n: Int, target: Int, scale: Float) -> Float {
