@@ -123,8 +123,7 @@ enum Attention {
                     let first = windowStart(position: i0 + i, config: c) - lo, end = i0 + i + 1 - lo
                     if first > 0 { pr.update(repeating: 0, count: first); dr.update(repeating: 0, count: first) }
                     if end < span { (pr + end).update(repeating: 0, count: span - end); (dr + end).update(repeating: 0, count: span - end) }
-                    Kernels.softmax(pr + first, count: end - first)
-                    Kernels.softmaxBackward(pr + first, outputGradient: dr + first, count: end - first)
+                    Kernels.softmaxWithBackward(pr + first, outputGradient: dr + first, count: end - first)
                 }
                 BLAS.gemm(transposeA: true, transposeB: false, m: span, n: d, k: m, a: p, lda: span, b: dO + i0 * hd, ldb: hd,
                           beta: 1, c: dv + lo * stride, ldc: stride)

@@ -67,13 +67,42 @@ extension Kernels {
         }
     }
 
-    /// Softmax backward for one row of probabilities `p[n]`: `dx_i = p_i·(dy_i − Σ_j p_j·dy_j)`,
-    /// written over `dy` in place.
-    public static func softmaxBackward(_ p: UnsafePointer<Float>, outputGradient dy: UnsafeMutablePointer<Float>, count n: Int) {
-        let s = dot(p, dy, count: n), vs = V8(repeating: s)
+    /// `softmax` of one row of scores `x[n]` (in place, flushed the same way) and, for the output
+    /// gradient `dy[n]` of those probabilities `p`, the scores' gradient
+    /// `p ⊙ (dy − Σ_j p_j·dy_j)` over `dy` in place. Attention's backward recomputes its
+    /// probabilities and needs both: fused, the row takes three passes instead of five (the
+    /// weighted sum rides along with the exponentials, as `Σ_j e_j·dy_j / Σ_j e_j`).
+    public static func softmaxWithBackward(_ x: UnsafeMutablePointer<Float>, outputGradient dy: UnsafeMutablePointer<Float>, count n: Int) {
+        guard n > 0 else { return }
+        let m = max(x, count: n), vm = V8(repeating: m)
         var i = 0
-        while i + 8 <= n { store(load(p + i) * (load(dy + i) - vs), dy + i); i += 8 }
-        while i < n { dy[i] = p[i] * (dy[i] - s); i += 1 }
+        var acc = V8.zero, weighted = V8.zero
+        while i + 8 <= n {
+            let e = exp(load(x + i) - vm)
+            store(e, x + i)
+            acc += e
+            weighted += e * load(dy + i)
+            i += 8
+        }
+        var sum = acc.sum(), dot = weighted.sum()
+        while i < n { let e = expf(x[i] - m); x[i] = e; sum += e; dot += e * dy[i]; i += 1 }
+        let inv = 1 / sum, s = dot * inv
+        let vinv = V8(repeating: inv), vs = V8(repeating: s), smallest = V8(repeating: Float.leastNormalMagnitude)
+        i = 0
+        while i + 8 <= n {
+            var p = load(x + i) * vinv
+            p.replace(with: 0, where: p .< smallest)
+            store(p, x + i)
+            store(p * (load(dy + i) - vs), dy + i)
+            i += 8
+        }
+        while i < n {
+            var p = x[i] * inv
+            if p < Float.leastNormalMagnitude { p = 0 }
+            x[i] = p
+            dy[i] = p * (dy[i] - s)
+            i += 1
+        }
     }
 
     /// The inverse rotation of `rotary` (rotation by −θ), which is also its gradient: RoPE is
