@@ -19,8 +19,10 @@ FIRST_STEP = "task : {goal} . now : {observation} act :"
 LATER_STEP = "task : {goal} . {history} now : {observation} act :"
 HISTORY_ENTRY = "did : {action} ."
 HISTORY_LENGTH = 4
-SUCCESS_REWARD = 10.0      # verl-agent's ALFWorld reward for a won episode
-INVALID_COMMAND_PENALTY = 0.5  # step reward of a command the environment refused: a signal before the first win
+# verl-agent's ALFWorld reward: 10 for a won episode, nothing else. A refused command costs only
+# the step it wastes; a penalty per refused command (tried: -0.5 as a step reward) taught the
+# policy to trade wins for fewer refusals (held-out success 0.19 -> 0.14, refusals 12.3 -> 7.3).
+SUCCESS_REWARD = 10.0
 
 
 def observation_text(env: household.HouseholdEnv, observation: str) -> str:
@@ -105,7 +107,6 @@ def play_episode(policy: moragent.Policy, episode_id: int, task: household.Task,
         result.experts.append(step.expert)
         if not info["valid"]:
             result.invalid += 1
-            policy.step_reward(episode_id, -INVALID_COMMAND_PENALTY)
         result.won = result.won or info["won"]
     policy.end_episode(episode_id, SUCCESS_REWARD if result.won else 0.0, result.won)
     return result
