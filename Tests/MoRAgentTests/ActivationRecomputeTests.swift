@@ -167,16 +167,9 @@ final class ActivationRecomputeTests: XCTestCase {
     /// Through the RL trainer, with a phase router (route-weight gradients) and the diversity
     /// loss: two updates leave the same experts, router and statistics.
     func testPolicyUpdatesAreTheSameWithRecompute() throws {
-        let engine = PolicyTrainerTests.engine
         var results: [(experts: [[Float]], router: [[Float]], stats: String)] = []
         for memory in [ActivationMemory.store, .recompute] {
-            let set = try Fixtures.policyExperts(2, model: engine.decoder.config)
-            var rc = PhaseRouterConfiguration()
-            rc.expertCount = 2; rc.attentionDimension = 8; rc.attentionHeads = 2; rc.lstmHiddenSize = 6; rc.lstmLayers = 2
-            rc.historyLength = 2; rc.mlpHiddenSize = 8
-            let router = try PhaseRouter(configuration: rc, modelHiddenSize: engine.decoder.config.hiddenSize, seed: 3)
-            var sampling = SamplingParameters(); sampling.temperature = 1; sampling.maxNewTokens = 2; sampling.seed = 1; sampling.stopStrings = []
-            let policy = try Policy(engine: engine, experts: set, router: router, sampling: sampling, template: PolicyTrainerTests.template)
+            let (policy, set, router) = try PolicyTrainerTests.phaseRoutedPolicy()
             var c = PolicyTrainerConfiguration()
             c.optimizer.learningRate = 1e-2; c.objective.diversity.interval = 1; c.objective.diversity.samples = 2; c.activationMemory = memory
             let trainer = try PolicyTrainer(policy: policy, configuration: c)

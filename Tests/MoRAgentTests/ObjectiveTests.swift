@@ -144,14 +144,7 @@ final class ObjectiveTests: XCTestCase {
     /// zero, and the router's gradient is the surrogate's plus each term's contribution.
     func testPolicyTrainerComposesItsTerms() throws {
         func update(balance: Float, switching: Float) throws -> (UpdateStatistics, [Float]) {
-            let engine = PolicyTrainerTests.engine
-            let set = try Fixtures.policyExperts(2, model: engine.decoder.config)
-            var rc = PhaseRouterConfiguration()
-            rc.expertCount = 2; rc.attentionDimension = 8; rc.attentionHeads = 2; rc.lstmHiddenSize = 6; rc.lstmLayers = 2
-            rc.historyLength = 2; rc.mlpHiddenSize = 8
-            let router = try PhaseRouter(configuration: rc, modelHiddenSize: engine.decoder.config.hiddenSize, seed: 3)
-            var sampling = SamplingParameters(); sampling.temperature = 1; sampling.maxNewTokens = 2; sampling.seed = 1; sampling.stopStrings = []
-            let policy = try Policy(engine: engine, experts: set, router: router, sampling: sampling, template: PolicyTrainerTests.template)
+            let (policy, _, router) = try PolicyTrainerTests.phaseRoutedPolicy()
             var c = PolicyTrainerConfiguration()
             c.maxGradientNorm = 1e30
             c.objective.surrogate.klCoefficient = 0.1

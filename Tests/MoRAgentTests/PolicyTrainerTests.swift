@@ -24,6 +24,18 @@ final class PolicyTrainerTests: XCTestCase {
         return try PhaseRouter(configuration: c, modelHiddenSize: Self.engine.decoder.config.hiddenSize, seed: seed)
     }
 
+    /// A policy over two fixture experts routed by a small phase router (default annealing),
+    /// sampling two tokens per step: the objective and recompute tests share it.
+    static func phaseRoutedPolicy() throws -> (policy: Policy, experts: ExpertSet, router: PhaseRouter) {
+        let set = try Fixtures.policyExperts(2, model: engine.decoder.config)
+        var rc = PhaseRouterConfiguration()
+        rc.expertCount = 2; rc.attentionDimension = 8; rc.attentionHeads = 2; rc.lstmHiddenSize = 6; rc.lstmLayers = 2
+        rc.historyLength = 2; rc.mlpHiddenSize = 8
+        let router = try PhaseRouter(configuration: rc, modelHiddenSize: engine.decoder.config.hiddenSize, seed: 3)
+        var sampling = SamplingParameters(); sampling.temperature = 1; sampling.maxNewTokens = 2; sampling.seed = 1; sampling.stopStrings = []
+        return (try Policy(engine: engine, experts: set, router: router, sampling: sampling, template: template), set, router)
+    }
+
     func snapshot(_ set: ExpertSet) -> [[Float]] {
         set.experts.flatMap { e in e.modules.keys.sorted().flatMap { [e.modules[$0]!.a.values, e.modules[$0]!.b.values] } }
     }
