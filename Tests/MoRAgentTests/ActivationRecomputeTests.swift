@@ -87,12 +87,7 @@ final class ActivationRecomputeTests: XCTestCase {
     /// the load-balancing loss and routing as the forward left them.
     func testMixtureOfRolesGradientsAreBitIdenticalAndRecordsUnchanged() throws {
         let d = Decoder(weights: DecoderWeights.random(config: Self.config, seed: 8))
-        var c = MixtureOfRolesConfiguration()
-        c.routedCounts = [3, 2, 2]; c.topK = [2, 1, 2]; c.rank = 3; c.sharedGate = true
-        c.targetModules = [.q, .v, .o, .up, .down]
-        let mor = try MixtureOfRoles(configuration: c, model: Self.config, seed: 9)
-        var g = SeededGenerator(seed: 10)
-        Fixtures.randomizeB(mor.loras.experts, generator: &g, scale: 0.5)
+        let mor = try MixtureOfRolesTrainingTests.makeMoR(model: Self.config)
         let roles: [AgentRole] = (0..<11).map { $0 < 4 ? .reasoner : ($0 < 8 ? .executor : .summarizer) }
         func routing(_ a: MixtureOfRolesAdapter) -> [String: [[Float]]] {
             Dictionary(uniqueKeysWithValues: a.routing.map { ("\($0.key)", $0.value.map { $0.flatMap { [Float($0.lora), $0.weight] } }) })

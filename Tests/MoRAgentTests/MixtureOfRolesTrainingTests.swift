@@ -8,11 +8,15 @@ final class MixtureOfRolesTrainingTests: XCTestCase {
                                     keyValueHeadCount: 2, vocabularySize: 41, ropeTheta: 10000, tieWordEmbeddings: false)
     let sequences: [[Int32]] = [[1, 5, 9, 2, 30, 7, 8, 11], [3, 33, 12, 4, 19]]
 
-    func makeMoR() throws -> MixtureOfRoles {
+    func makeMoR() throws -> MixtureOfRoles { try Self.makeMoR(model: Self.config) }
+
+    /// Three roles with routed LoRAs, shared gates and random B (so every path has a gradient)
+    /// on five projections of `model`; the recompute tests use it too.
+    static func makeMoR(model: ModelConfig) throws -> MixtureOfRoles {
         var c = MixtureOfRolesConfiguration()
         c.routedCounts = [3, 2, 2]; c.topK = [2, 1, 2]; c.rank = 3; c.sharedGate = true
         c.targetModules = [.q, .v, .o, .up, .down]
-        let mor = try MixtureOfRoles(configuration: c, model: Self.config, seed: 9)
+        let mor = try MixtureOfRoles(configuration: c, model: model, seed: 9)
         var g = SeededGenerator(seed: 10)
         Fixtures.randomizeB(mor.loras.experts, generator: &g, scale: 0.5)
         return mor
