@@ -1069,7 +1069,8 @@ typedef struct moragent_trainer_params {
     /* Optimiser steps per update (the batch split in order; 1) and passes over it (1). */
     int32_t mini_batches;
     int32_t epochs;
-    /* Steps per forward/backward pass: bounds activation memory (32). */
+    /* Steps per forward/backward pass: bounds activation memory (32). Each pass runs as two
+       halves of about equal tokens on two threads when OpenBLAS may use two. */
     int32_t chunk_steps;
     /* Seeds the trainer's own draws (the diversity states). Default 0. */
     uint64_t seed;

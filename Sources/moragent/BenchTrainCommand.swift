@@ -4,8 +4,10 @@ import MoRAgent
 
 /// `moragent bench train`: one LoRA training step as the PyTorch peer runs it (r = 32, alpha 64 on
 /// q_proj and v_proj, base frozen, AdamW lr 1e-4, batch 4 × 256, cross-entropy on every next
-/// token, forward + backward + step), with the process's peak resident memory. `--recompute`
-/// runs it with `ActivationMemory.recompute`, to measure what that trades.
+/// token, forward + backward + step), with the process's peak resident memory. The batch runs as
+/// the library's trainers run it: two halves on two threads (`BatchHalves`), or with
+/// `--whole-batch` as one pass on OpenBLAS's threads, to measure what the split gains.
+/// `--recompute` runs it with `ActivationMemory.recompute`, to measure what that trades.
 struct BenchTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "A LoRA training step (peer workload), as JSON.")
 
@@ -16,6 +18,7 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Sequences per step.") var batch = 4
     @Option(help: "Tokens per sequence.") var length = 256
     @Flag(help: "Keep only each layer's input and recompute the rest in the backward.") var recompute = false
+    @Flag(help: "One pass over the whole batch on OpenBLAS's threads instead of two halves on two threads.") var wholeBatch = false
 
     func run() throws {
         let decoder: Decoder
@@ -25,25 +28,36 @@ struct BenchTrainCommand: ParsableCommand {
         BLAS.threads = threads
         let c = decoder.config
         let experts = try ExpertSet(model: c, count: 1, configuration: LoRAConfiguration(rank: 32, alpha: 64, targetModules: [.q, .v]), seed: 1)
-        let gradients = ExpertGradients(experts: experts)
+        let gradients = [ExpertGradients(experts: experts), ExpertGradients(experts: experts)]
+        let pairs = gradients.map { $0.parameterPairs(experts) }
         var oc = AdamW.Configuration(); oc.learningRate = 1e-4
-        let optimizer = try AdamW(parameters: gradients.parameterPairs(experts), configuration: oc)
+        let optimizer = try AdamW(parameters: pairs[0], configuration: oc)
         var g = SeededGenerator(seed: 2)
         let sequences = (0..<batch).map { _ in (0..<length).map { _ in Int32(g.next() % UInt64(c.vocabularySize)) } }
-        let targets = try TokenCrossEntropy.nextTokenTargets(sequences)
+        let shards = wholeBatch ? [Array(sequences.indices)] : BatchHalves.split(sequences.map(\.count))
+        let targets = try shards.map { try TokenCrossEntropy.nextTokenTargets($0.map { sequences[$0] }) }
+        let targetCount = Double(targets.reduce(0) { $0 + $1.filter { $0 >= 0 }.count })
         var times: [Double] = []
         var loss = 0.0, tapeBytes = 0
         for r in 0...repeats {
             let t = ForwardBenchmark.now()
-            gradients.zero()
-            let adapter = try ExpertMixtureAdapter(experts: experts, routes: sequences.map { _ in .expert(0) }, tokenCounts: sequences.map(\.count))
-            adapter.gradients = gradients
-            let tape = try decoder.trainingForward(sequences, adapter: adapter, activationMemory: recompute ? .recompute : .store)
-            tapeBytes = tape.byteCount
-            let (l, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: decoder.weights.lmHead)
-            try decoder.backward(tape, hiddenGradient: dHidden)
+            let results = try BatchHalves.run(shards.count) { i in
+                gradients[i].zero()
+                let part = shards[i].map { sequences[$0] }
+                let adapter = try ExpertMixtureAdapter(experts: experts, routes: part.map { _ in .expert(0) }, tokenCounts: part.map(\.count))
+                adapter.gradients = gradients[i]
+                let tape = try decoder.trainingForward(part, adapter: adapter, activationMemory: recompute ? .recompute : .store)
+                let (l, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets[i], lmHead: decoder.weights.lmHead,
+                                                                            normalizer: targetCount)
+                try decoder.backward(tape, hiddenGradient: dHidden)
+                return (loss: l, tapeBytes: tape.byteCount)
+            }
+            if shards.count > 1 {
+                for (sum, half) in zip(pairs[0], pairs[1]) { Kernels.add(half.gradient.pointer, into: sum.gradient.pointer, count: sum.gradient.count) }
+            }
             try optimizer.step()
-            loss = l
+            loss = results.reduce(0) { $0 + $1.loss }
+            tapeBytes = results.reduce(0) { $0 + $1.tapeBytes }
             if r > 0 { times.append(ForwardBenchmark.now() - t) }
         }
         var usage = rusage()
@@ -52,6 +66,7 @@ struct BenchTrainCommand: ParsableCommand {
         let result: JSONValue = .object([
             ("engine", .string("moragent")), ("config", .string(model ?? shape!)), ("threads", .number(Double(threads))),
             ("batch", .number(Double(batch))), ("length", .number(Double(length))), ("recompute", .bool(recompute)),
+            ("halves", .number(Double(shards.count))),
             ("train_step_s", .number(step.rounded(toPlaces: 4))),
             ("train_tokens_per_s", .number((Double(batch * length) / step).rounded(toPlaces: 1))),
             ("trainable_params", .number(Double(experts.experts[0].parameterCount))),

@@ -256,6 +256,42 @@ final class PolicyTrainerTests: XCTestCase {
         XCTAssertThrowsError(try PolicyBundle.load(from: folder + "/b", into: trainer)) { XCTAssertTrue("\($0)".contains("experts.safetensors"), "\($0)") }
     }
 
+    /// Each chunk's two halves run on two threads (`BatchHalves`) or, with one thread, one after
+    /// the other into the same buffers: the update's bytes are the same either way, for the
+    /// phase router's straight-through path and for token routers' gates alike. (Every chunk
+    /// here holds four steps; a pass over a single sequence runs on OpenBLAS's own threads, whose
+    /// sums may round differently from one thread's.)
+    func testUpdateIsTheSameOnOneThreadOrTwo() throws {
+        let saved = BLAS.threads
+        defer { BLAS.threads = saved }
+        func run(threads: Int, tokenRouting: Bool) throws -> [[Float]] {
+            BLAS.threads = 1      // the same rollouts for both
+            let policy: Policy, set: ExpertSet, trained: () -> [[Float]]
+            if tokenRouting {
+                set = try experts(3)
+                let router = try TokenTopKRouter(experts: set, topK: 2, seed: 2)
+                policy = try Policy(engine: Self.engine, routing: .tokens(router), sampling: sampling(tokens: 2), template: Self.template)
+                trained = { router.gates.map(\.weight.values) }
+            } else {
+                let made = try Self.phaseRoutedPolicy()
+                (policy, set) = (made.policy, made.experts)
+                trained = { made.router.namedTensors.map(\.tensor.values) }
+            }
+            var c = PolicyTrainerConfiguration(); c.optimizer.learningRate = 1e-2; c.chunkSteps = 4
+            let trainer = try PolicyTrainer(policy: policy, configuration: c)
+            try play(policy, groups: 2, n: 4, steps: 2)
+            let before = snapshot(set) + trained()
+            BLAS.threads = threads
+            try trainer.update()
+            XCTAssertNotEqual(snapshot(set) + trained(), before, "the update changed the parameters")
+            return snapshot(set) + trained()
+        }
+        for tokenRouting in [false, true] {
+            let one = try run(threads: 1, tokenRouting: tokenRouting), two = try run(threads: 2, tokenRouting: tokenRouting)
+            XCTAssertEqual(one, two, tokenRouting ? "token routing" : "phase routing")
+        }
+    }
+
     /// A token-routed policy trains its experts and gates.
     func testTokenRoutedPolicyTrainsItsGates() throws {
         let router = try TokenTopKRouter(experts: try experts(3), topK: 2, seed: 2)

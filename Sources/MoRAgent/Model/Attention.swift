@@ -11,8 +11,10 @@ enum Attention {
     /// blocks of 64 touch 5/8 of it, blocks of 128 3/4; in the training backward, blocks of 64
     /// were faster than 32 or 128).
     static let queryBlock = 64
-    /// Above this many score entries in all, the heads are split over two threads; below, they
-    /// run one after another. Either way each BLAS call inside attention is single-threaded:
+    /// Above this many score entries in all, the heads are split over two threads (when the
+    /// caller's thread budget, `BLAS.threads`, is more than one: callers already running on
+    /// several threads set it to 1); below, they run one after another. Either way each BLAS
+    /// call inside attention is single-threaded:
     /// the per-head products are small (at decode, 2·H products of a few KB per layer, 672 per
     /// step on a 0.5B model), and waking OpenBLAS's worker thread for each costs more than it saves.
     static let parallelThreshold = 64 * 1024
@@ -31,7 +33,7 @@ enum Attention {
         let saved = BLAS.threads
         BLAS.threads = 1
         defer { BLAS.threads = saved }
-        if n > 1 && perHead * c.headCount >= parallelThreshold && c.headCount > 1 {
+        if saved > 1 && n > 1 && perHead * c.headCount >= parallelThreshold && c.headCount > 1 {
             DispatchQueue.concurrentPerform(iterations: 2) { part in
                 let heads = part == 0 ? 0..<(c.headCount / 2) : (c.headCount / 2)..<c.headCount
                 for h in heads {
@@ -138,9 +140,9 @@ enum Attention {
 
     /// `backward` for every sequence of a packed batch (rows `ranges` of `qkv`, `outputGradient`,
     /// `qkvGradient`), with the (sequence, key/value group) pieces shared by two threads calling
-    /// single-threaded BLAS: the pieces write disjoint parts of the gradient (a group's heads are
-    /// the only writers of its dK and dV), and the per-head products are too small for OpenBLAS's
-    /// own threads to pay (as in `forward`).
+    /// single-threaded BLAS when `BLAS.threads` allows more than one: the pieces write disjoint
+    /// parts of the gradient (a group's heads are the only writers of its dK and dV), and the
+    /// per-head products are too small for OpenBLAS's own threads to pay (as in `forward`).
     static func backward(config c: ModelConfig, qkv: UnsafePointer<Float>, ranges: [Range<Int>],
                          outputGradient dOut: UnsafePointer<Float>, qkvGradient dQKV: UnsafeMutablePointer<Float>) {
         let hd = c.headCount * c.headDimension, stride = c.qkvWidth
@@ -151,12 +153,14 @@ enum Attention {
         let saved = BLAS.threads
         BLAS.threads = 1
         defer { BLAS.threads = saved }
-        DispatchQueue.concurrentPerform(iterations: 2) { part in
-            for (i, (range, g)) in pieces.enumerated() where i % 2 == part {
+        let parts = saved > 1 ? 2 : 1
+        let work = { (part: Int) in
+            for (i, (range, g)) in pieces.enumerated() where i % parts == part {
                 backward(config: c, qkv: qkv + range.lowerBound * stride, count: range.count, outputGradient: dOut + range.lowerBound * hd,
                          qkvGradient: dQKV + range.lowerBound * stride, group: g, scratch: scratch + part * perThread)
             }
         }
+        if parts > 1 { DispatchQueue.concurrentPerform(iterations: parts, execute: work) } else { work(0) }
     }
 
     /// First key position a query at `position` may see (sliding-window models see the last

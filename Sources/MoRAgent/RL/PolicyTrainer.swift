@@ -33,6 +33,9 @@ public final class PolicyTrainer {
     let routerGradients: PhaseRouterGradients?
     let tokenRouter: TokenTopKRouter?
     let tokenRouterGradients: TokenRouterGradients?
+    /// The buffers each half of a pass adds into (`BatchHalves`): the optimiser's own, then a
+    /// second set summed into them before clipping.
+    let halfGradients: [PassGradients]
     /// Draws the diversity loss's states.
     var generator: SeededGenerator
     /// Recent (prompt, action) pairs per expert for the diversity loss.
@@ -78,6 +81,8 @@ public final class PolicyTrainer {
         } else {
             tokenRouterGradients = nil
         }
+        halfGradients = [PassGradients(experts: expertGradients, tokenRouter: tokenRouterGradients),
+                         PassGradients(experts: ExpertGradients(experts: policy.experts), tokenRouter: tokenRouterGradients.map { _ in TokenRouterGradients(router: token!) })]
         if case .ppo = configuration.estimator {
             let head = ValueHead(hiddenSize: policy.engine.decoder.config.hiddenSize, seed: configuration.seed ^ 0x5641_4C55_4548_4541)
             valueHead = head
@@ -96,6 +101,29 @@ public final class PolicyTrainer {
         generator = SeededGenerator(seed: configuration.seed)
         samples = ExpertSampleBuffer(experts: policy.experts.count, capacity: configuration.objective.diversity.bufferCapacity)
         if let phase { phase.temperature = phase.configuration.temperature(afterUpdates: 0) }
+    }
+
+    /// Where one half of a pass adds its gradients.
+    struct PassGradients {
+        let experts: ExpertGradients
+        let tokenRouter: TokenRouterGradients?
+
+        func zero() {
+            experts.zero()
+            if let tokenRouter { for t in tokenRouter.gates { t.pointer.update(repeating: 0, count: t.count) } }
+        }
+
+        /// The tensors, in one fixed order.
+        var tensors: [Tensor] {
+            experts.gradients.flatMap { modules in modules.keys.sorted().flatMap { [modules[$0]!.a, modules[$0]!.b] } } + (tokenRouter?.gates ?? [])
+        }
+    }
+
+    /// What one pass adds to the statistics, and the route weights' gradients it recorded.
+    struct PassOutcome {
+        var policyLoss = 0.0, referenceKL = 0.0, entropy = 0.0, approximateKL = 0.0, clipFraction = 0.0
+        /// `dL/dw_k` per (episode, deciding step), one entry per sequence of the pass.
+        var routeWeightGradients: [(key: [Int], gradient: [Double])] = []
     }
 
     /// One flattened step of the batch.
@@ -216,9 +244,8 @@ public final class PolicyTrainer {
     /// router's backward, the diversity term when due, clipping, AdamW.
     func step(_ items: [Item], episodes: [RolloutEpisode], stats: inout UpdateStatistics, includeDiversity: Bool,
               afterPass: () throws -> Void) throws {
-        expertGradients.zero()
+        for g in halfGradients { g.zero() }
         routerGradients?.zero()
-        if let g = tokenRouterGradients { for t in g.gates { t.pointer.update(repeating: 0, count: t.count) } }
         let totalTokens = items.reduce(0) { $0 + $1.step.actionIDs.count }
         let totalSequences = items.filter { !$0.step.actionIDs.isEmpty }.count
         guard totalTokens > 0 else { throw MoRAgentError.invalidArgument("the batch has no action tokens") }
@@ -229,8 +256,27 @@ public final class PolicyTrainer {
             let chunk = Array(items[start..<min(items.count, start + configuration.chunkSteps)]).filter { !$0.step.actionIDs.isEmpty }
             start += configuration.chunkSteps
             guard !chunk.isEmpty else { try afterPass(); continue }
-            try pass(chunk, totalTokens: totalTokens, totalSequences: totalSequences, weightGradients: &weightGradients, stats: &stats)
+            // Two halves of the chunk on two threads, each into its own buffers (`BatchHalves`).
+            let halves = BatchHalves.split(chunk.map { $0.step.promptIDs.count + $0.step.actionIDs.count })
+            let outcomes = try BatchHalves.run(halves.count) { h in
+                try pass(halves[h].map { chunk[$0] }, totalTokens: totalTokens, totalSequences: totalSequences, into: halfGradients[h])
+            }
+            for o in outcomes {
+                stats.policyLoss += o.policyLoss
+                stats.referenceKL += o.referenceKL
+                stats.entropy += o.entropy
+                stats.approximateKL += o.approximateKL
+                stats.clipFraction += o.clipFraction
+                for (key, g) in o.routeWeightGradients {
+                    var sum = weightGradients[key] ?? Array(repeating: 0, count: policy.experts.count)
+                    for k in sum.indices { sum[k] += g[k] }
+                    weightGradients[key] = sum
+                }
+            }
             try afterPass()
+        }
+        for (sum, half) in zip(halfGradients[0].tensors, halfGradients[1].tensors) {
+            Kernels.add(half.pointer, into: sum.pointer, count: sum.count)
         }
         if let router = phaseRouter, let gradients = routerGradients {
             try routerBackward(router, gradients, items: items, weightGradients: weightGradients, stats: &stats)
@@ -251,9 +297,10 @@ public final class PolicyTrainer {
         try optimizer.step(learningRateScale: factor)
     }
 
-    /// Forward and backward of one chunk of steps (each `prompt + action` one packed sequence).
-    func pass(_ chunk: [Item], totalTokens: Int, totalSequences: Int, weightGradients: inout [[Int]: [Double]],
-              stats: inout UpdateStatistics) throws {
+    /// Forward and backward of one chunk of steps (each `prompt + action` one packed sequence),
+    /// adding the gradients into `gradients`. Touches no other mutable state, so the two halves
+    /// of a chunk may run at the same time.
+    func pass(_ chunk: [Item], totalTokens: Int, totalSequences: Int, into gradients: PassGradients) throws -> PassOutcome {
         let d = policy.engine.decoder
         let sequences = chunk.map { $0.step.promptIDs + $0.step.actionIDs }
         let adapter: TrainableAdapter
@@ -261,12 +308,12 @@ public final class PolicyTrainer {
         switch policy.routing {
         case .tokens(let router):
             let a = router.adapter()
-            a.expertGradients = expertGradients
-            a.routerGradients = tokenRouterGradients
+            a.expertGradients = gradients.experts
+            a.routerGradients = gradients.tokenRouter
             adapter = a
         default:
             let a = try ExpertMixtureAdapter(experts: policy.experts, routes: chunk.map(\.step.decision.route), tokenCounts: sequences.map(\.count))
-            a.gradients = expertGradients
+            a.gradients = gradients.experts
             if routerGradients != nil { try a.recordRouteWeightGradients() }
             mixture = a
             adapter = a
@@ -298,21 +345,16 @@ public final class PolicyTrainer {
             : Double(chunk.count) / Double(totalSequences)
         let tokenShare = Double(tokens.count) / Double(totalTokens)
         Kernels.scale(dHidden.pointer, by: Float(share), count: dHidden.count)
-        stats.policyLoss += share * s.policyLoss
-        stats.referenceKL += share * s.referenceKL
-        stats.entropy += tokenShare * s.entropy
-        stats.approximateKL += tokenShare * s.approximateKL
-        stats.clipFraction += tokenShare * s.clipFraction
+        var outcome = PassOutcome(policyLoss: share * s.policyLoss, referenceKL: share * s.referenceKL, entropy: tokenShare * s.entropy,
+                                  approximateKL: tokenShare * s.approximateKL, clipFraction: tokenShare * s.clipFraction)
         try d.backward(tape, hiddenGradient: dHidden)
         if let recorded = mixture?.routeWeightGradients {
             for (s, item) in chunk.enumerated() {
                 guard let decided = item.step.routerStep else { continue }
-                let key = [item.episode, decided]
-                var g = weightGradients[key] ?? Array(repeating: 0, count: policy.experts.count)
-                for k in g.indices { g[k] += recorded[s][k] }
-                weightGradients[key] = g
+                outcome.routeWeightGradients.append(([item.episode, decided], recorded[s]))
             }
         }
+        return outcome
     }
 
     /// The phase router's backward: `dL/dp_k = dL/dw_k` (straight-through) plus the balance and

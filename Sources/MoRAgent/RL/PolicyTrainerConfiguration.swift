@@ -53,7 +53,8 @@ public struct PolicyTrainerConfiguration {
     /// Passes over the batch per update.
     public var epochs = 1
     /// Steps per forward/backward pass; gradients accumulate over the passes of a mini-batch, so
-    /// this bounds activation memory without changing the result beyond float rounding.
+    /// this bounds activation memory without changing the result beyond float rounding. Each
+    /// pass runs as two halves on two threads (`BatchHalves`).
     public var chunkSteps = 32
     /// What each forward keeps for its backward (the passes and the diversity term's):
     /// `.recompute` keeps only every layer's input and recomputes the rest in the backward, for

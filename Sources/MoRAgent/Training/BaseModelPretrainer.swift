@@ -1,4 +1,3 @@
-import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -213,40 +212,32 @@ public final class BaseModelPretrainer {
     /// `targets[s][j]` saying whether token `j` of sequence `s` is predicted; `totalSteps` sets
     /// the schedule's length. Throws, changing no weight, when the gradients are not finite.
     ///
-    /// The batch is split in two halves of about equal tokens, run on two threads with
-    /// single-threaded BLAS, and their gradients summed (the loss of each half is divided by the
-    /// whole batch's target count, so the sum is the batch mean's gradient). At this model size
-    /// the products are too small for OpenBLAS's own threads (two gave 14% over one, hidden 128,
-    /// 16 lines of ~100 tokens); two halves on two threads gave 1.5×. The sum runs in a fixed
-    /// order, so the bytes stay reproducible.
+    /// The batch is split in two halves of about equal tokens (`BatchHalves`), run on two threads
+    /// with single-threaded BLAS, and their gradients summed (the loss of each half is divided by
+    /// the whole batch's target count, so the sum is the batch mean's gradient). At this model
+    /// size the products are too small for OpenBLAS's own threads (two gave 14% over one, hidden
+    /// 128, 16 lines of ~100 tokens); two halves on two threads gave 1.5×. The sum runs in a
+    /// fixed order, so the bytes stay reproducible.
     public func trainStep(_ sequences: [[Int32]], targets: [[Bool]], totalSteps: Int) throws -> BaseModelStepMetrics {
         let c = configuration
         guard !sequences.isEmpty, targets.count == sequences.count else {
             throw MoRAgentError.invalidArgument("\(targets.count) target masks for \(sequences.count) sequences")
         }
-        let shards = Self.halves(sequences.map(\.count))
+        let shards = BatchHalves.split(sequences.map(\.count))
         let labels = try shards.map { try TokenCrossEntropy.nextTokenTargets($0.map { sequences[$0] }, trainOn: $0.map { targets[$0] }) }
         let count = labels.reduce(0) { $0 + $1.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
         guard count > 0 else { throw MoRAgentError.invalidArgument("the batch has no target tokens") }
         let shardGradients = [gradients, halfGradients].prefix(shards.count)
-        var losses = [Result<Double, Error>](repeating: .success(0), count: shards.count)
-        let savedThreads = BLAS.threads
-        if shards.count > 1 { BLAS.threads = 1 }
-        losses.withUnsafeMutableBufferPointer { results in
-            DispatchQueue.concurrentPerform(iterations: shards.count) { i in
-                results[i] = Result {
-                    let g = shardGradients[i]
-                    g.zero()
-                    let tape = try decoder.trainingForward(shards[i].map { sequences[$0] }, activationMemory: c.activationMemory)
-                    let (loss, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: labels[i], lmHead: decoder.weights.lmHead,
-                                                                                   normalizer: Double(count), lmHeadGradient: g.weights.lmHead)
-                    try decoder.backward(tape, hiddenGradient: dHidden, baseGradients: g)
-                    return loss
-                }
-            }
+        let losses = try BatchHalves.run(shards.count) { i in
+            let g = shardGradients[i]
+            g.zero()
+            let tape = try decoder.trainingForward(shards[i].map { sequences[$0] }, activationMemory: c.activationMemory)
+            let (loss, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: labels[i], lmHead: decoder.weights.lmHead,
+                                                                           normalizer: Double(count), lmHeadGradient: g.weights.lmHead)
+            try decoder.backward(tape, hiddenGradient: dHidden, baseGradients: g)
+            return loss
         }
-        BLAS.threads = savedThreads
-        let loss = try losses.reduce(0) { $0 + (try $1.get()) }
+        let loss = losses.reduce(0, +)
         if shards.count > 1 {
             for (sum, half) in zip(parameters, halfGradients.parameterPairs(decoder.weights)) {
                 Kernels.add(half.gradient.pointer, into: sum.gradient.pointer, count: sum.gradient.count)
@@ -262,19 +253,6 @@ public final class BaseModelPretrainer {
         return BaseModelStepMetrics(step: stepCount, steps: totalSteps, loss: loss, gradientNorm: Double(norm),
                                     learningRate: Double(c.optimizer.learningRate * factor), tokens: sequences.reduce(0) { $0 + $1.count },
                                     targets: count)
-    }
-
-    /// Sequence indices in one part, or two of about equal token counts (longest first, each to
-    /// the lighter part; each part in index order).
-    private static func halves(_ lengths: [Int]) -> [[Int]] {
-        guard lengths.count > 1 else { return [Array(lengths.indices)] }
-        var parts: [[Int]] = [[], []], load = [0, 0]
-        for i in lengths.indices.sorted(by: { lengths[$0] != lengths[$1] ? lengths[$0] > lengths[$1] : $0 < $1 }) {
-            let p = load[0] <= load[1] ? 0 : 1
-            parts[p].append(i)
-            load[p] += lengths[i]
-        }
-        return parts.map { $0.sorted() }
     }
 
     /// The whole run on `lines`: `encode(lines:)`, then `train(sequences:targets:progress:)`.

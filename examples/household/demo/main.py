@@ -39,7 +39,7 @@ from demo import agent, plots  # noqa: E402
 # Each update takes 4 optimiser steps on quarters of its batch (verl-agent takes several per
 # batch too: ppo_mini_batch_size 256 steps), clipped by the surrogate after the first.
 BUDGETS = {
-    "full": dict(world="small", walkthroughs=2400, noise=0.3, pretrain_steps=1500, pretrain_batch=16, updates=40, groups=8, learning_rate=3e-3, mini_batches=4, kl_coefficient=0.1,
+    "full": dict(world="small", walkthroughs=2400, noise=0.3, pretrain_steps=3000, pretrain_batch=16, updates=40, groups=8, learning_rate=3e-3, mini_batches=4, kl_coefficient=0.1,
                  group_size=8, max_steps=30, eval_per_type=50),
     "quick": dict(world="mini", walkthroughs=800, noise=0.3, pretrain_steps=600, pretrain_batch=16, updates=30, groups=8, learning_rate=3e-3, mini_batches=4,
                   kl_coefficient=0.1, group_size=8, max_steps=20, eval_per_type=50),
@@ -49,8 +49,6 @@ EXPERTS = 4
 # one receptacle per kind, which a 300k-parameter model pretrained for two minutes can learn to
 # act in; the quick budget's "mini" kitchen has `pick` and `clean` only.
 TYPES = {"small": household.TASK_TYPES, "full": household.TASK_TYPES, "mini": ("pick", "clean")}
-# The household world's "small" size: ALFWorld's six task types in rooms with one receptacle
-# per kind, which a 300k-parameter model pretrained for two minutes can learn to act in.
 
 
 def log(message: str) -> None:
