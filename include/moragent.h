@@ -872,6 +872,24 @@ MORAGENT_API moragent_status moragent_policy_free(moragent_policy *policy);
 MORAGENT_API moragent_status moragent_policy_step(moragent_policy *policy, int64_t episode, const char *observation,
                                                   const char *goal, moragent_step_result **out_result);
 
+/* Takes the next step of `count` distinct episodes at once: each is routed as
+ * moragent_policy_step routes it (in array order, on the calling thread), then all prompts are
+ * prefilled and decoded as one batch, each with its own route and sampling seed. The seed is the
+ * one the episode's step has alone, so the results equal `count` calls of moragent_policy_step
+ * up to the float rounding of the batched products; the batch makes better use of them (a host
+ * stepping a group of environments in lockstep). Each result's generation time is the batch's.
+ * `episodes`, `observations`, `goals`: arrays of `count` (count >= 1); the texts NUL-terminated
+ * UTF-8, read during the call.
+ * `out_results`: an array of `count` pointers; each receives a caller-owned result
+ * (moragent_step_result_free), in the order of `episodes`; all are NULL on failure.
+ * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (a NULL
+ * array, `count` 0, an episode named twice or ended and not cleared, text not UTF-8, a rollout
+ * record without room for `count` more steps); MORAGENT_ERROR_CALLBACK; MORAGENT_ERROR_BUSY.
+ * On failure no episode changes. */
+MORAGENT_API moragent_status moragent_policy_step_batch(moragent_policy *policy, size_t count, const int64_t *episodes,
+                                                        const char *const *observations, const char *const *goals,
+                                                        moragent_step_result **out_results);
+
 /* Ends `episode` with its return and outcome (`success` non-zero for success): it takes no more
  * steps, appears in the trace, and its router is told (a trajectory router forgets its choice).
  * Returns: MORAGENT_OK; MORAGENT_ERROR_INVALID_HANDLE; MORAGENT_ERROR_INVALID_ARGUMENT (`reward`

@@ -25,6 +25,13 @@ public func moragentPolicyStep(_ policy: OpaquePointer?, _ episode: Int64, _ obs
     withStatus("moragent_policy_step") { try PolicyCalls.step(policy, episode, observation, goal, outResult) }
 }
 
+@_cdecl("moragent_policy_step_batch")
+public func moragentPolicyStepBatch(_ policy: OpaquePointer?, _ count: Int, _ episodes: UnsafePointer<Int64>?,
+                                    _ observations: UnsafePointer<UnsafePointer<CChar>?>?, _ goals: UnsafePointer<UnsafePointer<CChar>?>?,
+                                    _ outResults: UnsafeMutablePointer<OpaquePointer?>?) -> moragent_status {
+    withStatus("moragent_policy_step_batch") { try PolicyCalls.stepBatch(policy, count, episodes, observations, goals, outResults) }
+}
+
 @_cdecl("moragent_policy_end_episode")
 public func moragentPolicyEndEpisode(_ policy: OpaquePointer?, _ episode: Int64, _ reward: Double, _ success: Int32) -> moragent_status {
     withStatus("moragent_policy_end_episode") { try PolicyCalls.endEpisode(policy, episode, reward, success) }

@@ -204,6 +204,9 @@ moragent_status moragent_policy_create(const moragent_engine *engine, const mora
 moragent_status moragent_policy_free(moragent_policy *policy);
 moragent_status moragent_policy_step(moragent_policy *policy, int64_t episode, const char *observation,
                                      const char *goal, moragent_step_result **out_result);
+moragent_status moragent_policy_step_batch(moragent_policy *policy, size_t count, const int64_t *episodes,
+                                           const char *const *observations, const char *const *goals,
+                                           moragent_step_result **out_results);
 moragent_status moragent_policy_end_episode(moragent_policy *policy, int64_t episode, double reward,
                                             int32_t success);
 moragent_status moragent_policy_trace_jsonl(const moragent_policy *policy, char *buffer, size_t capacity,
@@ -860,6 +863,38 @@ function Policy:step(episode, observation, goal)
 end
 -- A Lua router re-enters Lua from C: keep this call out of compiled traces.
 jit.off(Policy.step)
+
+-- The next step of several distinct episodes at once, given as a list of
+-- { episode, observation, goal }: each routed as Policy:step routes it, in order, then all
+-- prompts prefilled and decoded as one batch, each episode sampling with the seed it has alone.
+-- Returns the steps in order (as Policy:step returns them); on error no episode changes.
+function Policy:step_batch(steps)
+  local n = #steps
+  local episodes = ffi.new("int64_t[?]", math.max(n, 1))
+  local observations = ffi.new("const char *[?]", math.max(n, 1))
+  local goals = ffi.new("const char *[?]", math.max(n, 1))
+  local texts = {}  -- keeps the strings alive during the call
+  for i, s in ipairs(steps) do
+    episodes[i - 1] = episode_value(s[1])
+    texts[2 * i - 1], texts[2 * i] = c_string(s[2], "observation"), c_string(s[3], "goal")
+    observations[i - 1], goals[i - 1] = texts[2 * i - 1], texts[2 * i]
+  end
+  local out = ffi.new("moragent_step_result *[?]", math.max(n, 1))
+  pending_router_error = nil
+  local status = lib.moragent_policy_step_batch(self.handle, n, episodes, observations, goals, out)
+  local raised = pending_router_error
+  pending_router_error = nil
+  if raised ~= nil then error(raised, 0) end
+  check(status)
+  local results = {}
+  for i = 1, n do results[i] = ffi.gc(out[i - 1], lib.moragent_step_result_free) end
+  local read = {}
+  local ok, err = pcall(function() for i = 1, n do read[i] = read_step(results[i]) end end)
+  for i = 1, n do check(lib.moragent_step_result_free(ffi.gc(results[i], nil))) end
+  if not ok then error(err, 0) end
+  return read
+end
+jit.off(Policy.step_batch)
 
 function Policy:end_episode(episode, reward, success)
   check(lib.moragent_policy_end_episode(self.handle, episode_value(episode), reward, success and 1 or 0))

@@ -40,11 +40,13 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Generates with LoRA experts: prompt `i`'s tokens (prompt and generated) go through
-    /// `routes[i]` of `experts`.
-    public func generate(prompts: [[Int32]], parameters: SamplingParameters, experts: ExpertSet, routes: [ExpertRoute]) throws -> [GenerationResult] {
+    /// `routes[i]` of `experts`. `seeds` (one per prompt) replaces the samplers' default seeds
+    /// (`parameters.seed + i·φ`).
+    public func generate(prompts: [[Int32]], parameters: SamplingParameters, experts: ExpertSet, routes: [ExpertRoute],
+                         seeds: [UInt64]? = nil) throws -> [GenerationResult] {
         guard routes.count == prompts.count else { throw MoRAgentError.invalidArgument("\(routes.count) routes for \(prompts.count) prompts") }
         _ = try ExpertMixtureAdapter(experts: experts, routes: routes, tokenCounts: routes.map { _ in 0 })  // validates the routes up front
-        return try TextGenerator(engine: self).generate(prompts: prompts, parameters: parameters) { active, counts, _ in
+        return try TextGenerator(engine: self).generate(prompts: prompts, parameters: parameters, seeds: seeds) { active, counts, _ in
             try ExpertMixtureAdapter(experts: experts, routes: active.map { routes[$0] }, tokenCounts: counts)
         }
     }

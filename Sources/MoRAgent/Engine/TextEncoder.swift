@@ -46,6 +46,37 @@ public final class TextEncoder: @unchecked Sendable {
         return states
     }
 
+    /// Encodes the texts of `texts` not yet cached in one batched forward and caches them, so the
+    /// `tokenStates`/`encode` calls that follow (a batch of policy steps routing one episode after
+    /// another) find them. The states equal `tokenStates`' own up to the float rounding of the
+    /// batched products.
+    public func prefetch(_ texts: [String]) throws {
+        lock.wait()
+        var missing: [String] = []
+        var seen = Set<String>()
+        for t in texts where cache[t] == nil && seen.insert(t).inserted { missing.append(t) }
+        lock.signal()
+        let tokenizer = try engine.requireTokenizer()
+        let encoded = missing.map { ($0, tokenizer.encode($0)) }.filter { !$0.1.isEmpty }
+        guard encoded.count > 1 else { return }          // one text: `tokenStates` encodes it as cheaply
+        let c = engine.decoder.config
+        let hidden = try engine.decoder.forward(encoded.map { DecoderSequence(tokens: $0.1, cache: KVCache(config: c, capacity: $0.1.count)) },
+                                                logits: .none).hidden
+        var row = 0
+        lock.wait()
+        for (text, ids) in encoded {
+            let states = Tensor(uninitialized: [ids.count, c.hiddenSize])
+            states.pointer.update(from: hidden.pointer + row * c.hiddenSize, count: ids.count * c.hiddenSize)
+            row += ids.count
+            if cache[text] == nil {
+                cache[text] = states
+                order.append(text)
+                if order.count > capacity { cache[order.removeFirst()] = nil }
+            }
+        }
+        lock.signal()
+    }
+
     /// `Enc(text)`: the mean of `tokenStates(text)` over tokens (zeros for an empty text).
     public func encode(_ text: String) throws -> [Float] {
         let states = try tokenStates(text)

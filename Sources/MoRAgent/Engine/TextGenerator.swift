@@ -45,10 +45,13 @@ struct TextGenerator {
     /// counts and the tokens each has generated so far (nil: base model).
     typealias AdapterFactory = (_ prompts: [Int], _ tokenCounts: [Int], _ generated: [[Int32]]) throws -> DecoderAdapter?
 
-    func generate(prompts: [[Int32]], parameters p: SamplingParameters, adapter: AdapterFactory? = nil,
+    /// `seeds`, when given, seeds each prompt's sampler (one per prompt) instead of
+    /// `seed + index·φ`: a policy's batch of episodes samples each as it would alone.
+    func generate(prompts: [[Int32]], parameters p: SamplingParameters, seeds: [UInt64]? = nil, adapter: AdapterFactory? = nil,
                   progress: GenerationProgress? = nil) throws -> [GenerationResult] {
         try p.validate()
         guard !prompts.isEmpty else { throw MoRAgentError.invalidArgument("no prompts") }
+        if let seeds, seeds.count != prompts.count { throw MoRAgentError.invalidArgument("\(seeds.count) seeds for \(prompts.count) prompts") }
         let decoder = engine.decoder, c = decoder.config
         let tokenizer = p.stopStrings.isEmpty ? engine.tokenizer : try engine.requireTokenizer()
         let stopTokens = Set(p.stopTokenIDs ?? c.eosTokenIDs)
@@ -56,7 +59,7 @@ struct TextGenerator {
         var results = prompts.map { _ in GenerationResult(ids: [], text: "", logProbabilities: [], entropies: [], stopReason: .maxNewTokens) }
         var samplers = prompts.indices.map { i -> TokenSampler in
             var q = p
-            q.seed = p.seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15
+            q.seed = seeds?[i] ?? p.seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15
             return TokenSampler(parameters: q)
         }
         let caches = prompts.map { KVCache(config: c, capacity: $0.count + min(p.maxNewTokens, Self.initialDecodeReserve) + 1) }

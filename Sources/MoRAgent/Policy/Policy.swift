@@ -33,6 +33,23 @@ public struct StepResult: Sendable {
     public var roles: [AgentRole]? = nil
 }
 
+/// One step for `Policy.step(_:)` to take: the episode, what it observes, and its goal.
+public struct StepRequest: Sendable {
+    /// The episode (any number; its first step starts it).
+    public var episode: Int
+    /// The observation.
+    public var observation: String
+    /// The goal.
+    public var goal: String
+
+    /// A step of `episode`.
+    public init(episode: Int, observation: String, goal: String) {
+        self.episode = episode
+        self.observation = observation
+        self.goal = goal
+    }
+}
+
 /// How a policy routes its experts.
 public enum PolicyRouting {
     /// A step router chooses once per step among `experts`; every token of the step's forward
@@ -161,79 +178,143 @@ public final class Policy {
     }
 
     /// Routes, then generates the action for the next step of `episode` (created on first use).
+    /// Throws, leaving the episode unchanged, for an ended episode, a full rollout record, a
+    /// prompt that encodes to no tokens, or a routing or generation failure.
     public func step(episode id: Int, observation: String, goal: String) throws -> StepResult {
-        guard episodes[id]?.reward == nil else { throw MoRAgentError.invalidArgument("episode \(id) has ended") }
-        if recordsRollouts, recordedStepCount >= rolloutCapacity {
-            throw MoRAgentError.invalidArgument("the rollout record is full (\(rolloutCapacity) steps): run an update or raise the capacity")
+        try step([StepRequest(episode: id, observation: observation, goal: goal)])[0]
+    }
+
+    /// The next step of several episodes at once: each is routed as `step(episode:…)` routes it
+    /// (in the given order), then all prompts are prefilled and decoded as one batch, each with
+    /// its own route (or token router, or role gate), stop strings and sampling seed. The seed is
+    /// the one the episode's step has alone, so a batch gives the same steps as one call per
+    /// episode, up to the float rounding of the batched products. A host running many
+    /// environments (a group of rollouts, or every group of an update) gets the batch's better
+    /// use of the products (`tools/bench_rollout.py` measures it).
+    ///
+    /// Every result's `generationSeconds` is the whole batch's. Throws, changing no episode, for
+    /// an empty batch, an episode named twice, an ended episode, a rollout record without room
+    /// for every step, an empty prompt, or a routing or generation failure.
+    public func step(_ requests: [StepRequest]) throws -> [StepResult] {
+        guard !requests.isEmpty else { throw MoRAgentError.invalidArgument("no steps to take") }
+        var named = Set<Int>()
+        for r in requests {
+            guard named.insert(r.episode).inserted else { throw MoRAgentError.invalidArgument("episode \(r.episode) appears twice in one batch") }
+            guard episodes[r.episode]?.reward == nil else { throw MoRAgentError.invalidArgument("episode \(r.episode) has ended") }
         }
-        var record = episodes[id] ?? EpisodeRecord(goal: goal, group: id)
-        if record.steps.isEmpty { record.goal = goal }
-        let history = record.steps.map { (observation: $0.observation, action: $0.action) }
-        let t0 = Policy.now()
-        var decision: StepDecision?
-        var routerInputs: PhaseRouter.Inputs?, routerStep: Int?
+        if recordsRollouts, recordedStepCount + requests.count > rolloutCapacity {
+            throw MoRAgentError.invalidArgument("the rollout record is full (\(recordedStepCount) of \(rolloutCapacity) steps, \(requests.count) more asked): run an update or raise the capacity")
+        }
+        var records = requests.map { r -> EpisodeRecord in
+            var record = episodes[r.episode] ?? EpisodeRecord(goal: r.goal, group: r.episode)
+            if record.steps.isEmpty { record.goal = r.goal }
+            return record
+        }
+        let histories = records.map { $0.steps.map { (observation: $0.observation, action: $0.action) } }
+        let tokenizer = try engine.requireTokenizer()
+        let prompts = try zip(requests, histories).map { r, history -> [Int32] in
+            let ids = tokenizer.encode(template.render(goal: r.goal, observation: r.observation, history: history))
+            guard !ids.isEmpty else { throw MoRAgentError.invalidArgument("the prompt of episode \(r.episode) encodes to no tokens") }
+            return ids
+        }
+        let seeds = zip(requests, records).map { r, record in
+            sampling.seed &+ UInt64(truncatingIfNeeded: r.episode) &* 0x2545_F491_4F6C_DD1D &+ UInt64(record.steps.count)
+        }
+
+        var decisions = [StepDecision?](repeating: nil, count: requests.count)
+        var routerInputs = [PhaseRouter.Inputs?](repeating: nil, count: requests.count)
+        var routerSteps = [Int?](repeating: nil, count: requests.count)
+        var routingSeconds = [Double](repeating: 0, count: requests.count)
         if case .step(let router, _) = routing {
-            let context = StepContext(episode: id, step: record.steps.count, observation: observation, goal: goal, history: history, encoder: encoder)
-            decision = try router.decide(context)
-            // A phase router's inputs are kept for the update's straight-through gradient (they
-            // are cached encodings, so gathering them again is cheap). A trajectory router
-            // decides at step 0 and keeps that decision for the episode.
-            if recordsRollouts {
-                if let phase = router.unwrapped as? PhaseRouter {
-                    (routerInputs, routerStep) = (try phase.inputs(context), record.steps.count)
-                } else if let trajectory = router.unwrapped as? TrajectoryRouter, let phase = trajectory.inner.unwrapped as? PhaseRouter {
-                    routerStep = 0
-                    if record.steps.isEmpty { routerInputs = try phase.inputs(context) }
+            // A phase router reads the base model's encodings of observations and goals (cached
+            // by text): the batch's new ones in one batched forward, before routing one by one.
+            let encoding = requests.indices.filter { i in
+                if router.unwrapped is PhaseRouter { return true }
+                if let t = router.unwrapped as? TrajectoryRouter, t.inner.unwrapped is PhaseRouter { return records[i].steps.isEmpty }
+                return false
+            }
+            if encoding.count > 1 { try encoder.prefetch(encoding.flatMap { [requests[$0].observation, requests[$0].goal] }) }
+            for (i, r) in requests.enumerated() {
+                let t0 = Policy.now()
+                let context = StepContext(episode: r.episode, step: records[i].steps.count, observation: r.observation, goal: r.goal,
+                                          history: histories[i], encoder: encoder)
+                decisions[i] = try router.decide(context)
+                // A phase router's inputs are kept for the update's straight-through gradient
+                // (they are cached encodings, so gathering them again is cheap). A trajectory
+                // router decides at step 0 and keeps that decision for the episode.
+                if recordsRollouts {
+                    if let phase = router.unwrapped as? PhaseRouter {
+                        (routerInputs[i], routerSteps[i]) = (try phase.inputs(context), records[i].steps.count)
+                    } else if let trajectory = router.unwrapped as? TrajectoryRouter, let phase = trajectory.inner.unwrapped as? PhaseRouter {
+                        routerSteps[i] = 0
+                        if records[i].steps.isEmpty { routerInputs[i] = try phase.inputs(context) }
+                    }
                 }
+                routingSeconds[i] = Policy.now() - t0
             }
         }
+
         let t1 = Policy.now()
-        let prompt = template.render(goal: goal, observation: observation, history: history)
-        let promptIDs = try engine.requireTokenizer().encode(prompt)
-        guard !promptIDs.isEmpty else { throw MoRAgentError.invalidArgument("the prompt encodes to no tokens") }
-        var parameters = sampling
-        parameters.seed = sampling.seed &+ UInt64(truncatingIfNeeded: id) &* 0x2545_F491_4F6C_DD1D &+ UInt64(record.steps.count)
-        let generated: GenerationResult
-        var tokenExperts: [[Int]]?, roles: [AgentRole]?
+        let generated: [GenerationResult]
+        var tokenExperts: [[[Int]]]?, roles: [[AgentRole]]?
         switch routing {
         case .step:
-            generated = try engine.generate(prompts: [promptIDs], parameters: parameters, experts: experts, routes: [decision!.route])[0]
+            generated = try engine.generate(prompts: prompts, parameters: sampling, experts: experts, routes: decisions.map { $0!.route }, seeds: seeds)
         case .tokens(let router):
-            // One adapter per forward; the last row of each is the position whose logits sampled
-            // the next token.
-            var chosen: [[(expert: Int, weight: Float)]] = []
-            var last: TokenRoutedAdapter?
-            func collect() { if let a = last, let row = a.choices.first?.last { chosen.append(row) }; last = nil }
-            generated = try TextGenerator(engine: engine).generate(prompts: [promptIDs], parameters: parameters) { _, _, _ in
+            // One adapter per forward; the last row of each prompt's rows in it is the position
+            // whose logits sampled that prompt's next token.
+            var chosen = prompts.map { _ in [[(expert: Int, weight: Float)]]() }
+            var last: (active: [Int], counts: [Int], adapter: TokenRoutedAdapter)?
+            func collect() {
+                if let (active, counts, a) = last, let rows = a.choices.first {
+                    var end = 0
+                    for (i, s) in active.enumerated() {
+                        end += counts[i]
+                        chosen[s].append(rows[end - 1])
+                    }
+                }
+                last = nil
+            }
+            generated = try TextGenerator(engine: engine).generate(prompts: prompts, parameters: sampling, seeds: seeds) { active, counts, _ in
                 collect()
                 let a = router.adapter()
-                last = a
+                last = (active, counts, a)
                 return a
-            }[0]
+            }
             collect()
-            chosen = Array(chosen.prefix(generated.ids.count))
-            tokenExperts = chosen.map { $0.map(\.expert) }
-            decision = Policy.tokenDecision(chosen, expertCount: experts.count)
+            for i in requests.indices {
+                let kept = Array(chosen[i].prefix(generated[i].ids.count))
+                tokenExperts = (tokenExperts ?? []) + [kept.map { $0.map(\.expert) }]
+                decisions[i] = Policy.tokenDecision(kept, expertCount: experts.count)
+            }
         case .roles(let mor, let gate):
-            generated = try mor.generate(engine: engine, prompts: [promptIDs], parameters: parameters, gate: gate)[0]
-            let all = gate.roles(of: promptIDs + generated.ids, tokenizer: try engine.requireTokenizer())
-            roles = Array(all.suffix(generated.ids.count))
-            decision = Policy.roleDecision(roles!)
+            generated = try mor.generate(engine: engine, prompts: prompts, parameters: sampling, gate: gate, seeds: seeds)
+            roles = try requests.indices.map { i in
+                Array(gate.roles(of: prompts[i] + generated[i].ids, tokenizer: tokenizer).suffix(generated[i].ids.count))
+            }
+            for i in requests.indices { decisions[i] = Policy.roleDecision(roles![i]) }
         }
         let t2 = Policy.now()
-        let (action, valid) = ActionExtractor.extract(generated.text)
-        if recordsRollouts {
-            rollouts[id, default: []].append(RolloutStep(
-                step: record.steps.count, observation: observation, promptIDs: promptIDs, actionIDs: generated.ids,
-                oldLogProbabilities: generated.logProbabilities, entropies: generated.entropies, actionValid: valid,
-                decision: decision!, routerInputs: routerInputs, routerStep: routerStep))
-            recordedStepCount += 1
+
+        var results: [StepResult] = []
+        for (i, r) in requests.enumerated() {
+            let g = generated[i], decision = decisions[i]!
+            let (action, valid) = ActionExtractor.extract(g.text)
+            if recordsRollouts {
+                rollouts[r.episode, default: []].append(RolloutStep(
+                    step: records[i].steps.count, observation: r.observation, promptIDs: prompts[i], actionIDs: g.ids,
+                    oldLogProbabilities: g.logProbabilities, entropies: g.entropies, actionValid: valid,
+                    decision: decision, routerInputs: routerInputs[i], routerStep: routerSteps[i]))
+                recordedStepCount += 1
+            }
+            records[i].steps.append(StepRecord(observation: r.observation, action: action, decision: decision))
+            episodes[r.episode] = records[i]
+            results.append(StepResult(response: g.text, action: action, actionValid: valid, promptIDs: prompts[i], ids: g.ids,
+                                      logProbabilities: g.logProbabilities, decision: decision,
+                                      routingSeconds: routingSeconds[i], generationSeconds: t2 - t1,
+                                      tokenExperts: tokenExperts?[i], roles: roles?[i]))
         }
-        record.steps.append(StepRecord(observation: observation, action: action, decision: decision!))
-        episodes[id] = record
-        return StepResult(response: generated.text, action: action, actionValid: valid, promptIDs: promptIDs, ids: generated.ids,
-                          logProbabilities: generated.logProbabilities, decision: decision!,
-                          routingSeconds: t1 - t0, generationSeconds: t2 - t1, tokenExperts: tokenExperts, roles: roles)
+        return results
     }
 
     /// A token-routed step's decision (see `PolicyRouting.tokens`).

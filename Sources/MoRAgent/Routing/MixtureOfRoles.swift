@@ -150,10 +150,11 @@ public final class MixtureOfRoles: @unchecked Sendable {
 
     /// Generates with the role gate following the text: every prompt and generated token goes
     /// through the role active after the text before it (`RoleGate.roles(of:tokenizer:)`).
+    /// `seeds` (one per prompt) replaces the samplers' default seeds (`parameters.seed + i·φ`).
     public func generate(engine: Engine, prompts: [[Int32]], parameters: SamplingParameters,
-                         gate: RoleGate = RoleGate()) throws -> [GenerationResult] {
+                         gate: RoleGate = RoleGate(), seeds: [UInt64]? = nil) throws -> [GenerationResult] {
         let tokenizer = try engine.requireTokenizer()
-        return try TextGenerator(engine: engine).generate(prompts: prompts, parameters: parameters) { active, counts, generated in
+        return try TextGenerator(engine: engine).generate(prompts: prompts, parameters: parameters, seeds: seeds) { active, counts, generated in
             var roles: [AgentRole] = []
             for (i, s) in active.enumerated() {
                 let all = gate.roles(of: prompts[s] + generated[i], tokenizer: tokenizer)

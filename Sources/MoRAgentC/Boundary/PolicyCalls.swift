@@ -159,6 +159,23 @@ enum PolicyCalls {
         out.pointee = HandleRegistry.shared.register(StepResultHandle(result))
     }
 
+    static func stepBatch(_ policy: OpaquePointer?, _ count: Int, _ episodes: UnsafePointer<Int64>?,
+                          _ observations: UnsafePointer<UnsafePointer<CChar>?>?, _ goals: UnsafePointer<UnsafePointer<CChar>?>?,
+                          _ out: UnsafeMutablePointer<OpaquePointer?>?) throws {
+        let results = try CInput.room(out, count, "out_results", "count")
+        for i in results.indices { results[i] = nil }
+        let handle = try resolve(policy)
+        let ids = try CInput.elements(episodes, count, "episodes", "count")
+        let observations = try CInput.elements(observations, count, "observations", "count")
+        let goals = try CInput.elements(goals, count, "goals", "count")
+        let requests = try (0..<count).map { i in
+            StepRequest(episode: Int(ids[i]), observation: try CInput.cString(observations[i], "observations[\(i)]"),
+                        goal: try CInput.cString(goals[i], "goals[\(i)]"))
+        }
+        let steps = try handle.exclusively { try $0.step(requests) }
+        for (i, step) in steps.enumerated() { results[i] = HandleRegistry.shared.register(StepResultHandle(step)) }
+    }
+
     static func endEpisode(_ policy: OpaquePointer?, _ episode: Int64, _ reward: Double, _ success: Int32) throws {
         let handle = try resolve(policy)
         try handle.exclusively { try $0.endEpisode(Int(episode), reward: reward, success: success != 0) }

@@ -421,6 +421,30 @@ int main(int argc, char **argv) {
     moragent_step_result_free(r2);
     moragent_step_result_free(r3);
 
+    /* A batch of steps: the same tokens as one call per episode; a bad batch changes nothing
+       and leaves every result NULL. */
+    {
+        int64_t episodes[2] = {40, 41}, twice[2] = {42, 42};
+        const char *observations[2] = {"hall", "You see a long corridor."};
+        const char *goals[2] = {"key", "door"};
+        moragent_step_result *batch[2] = {NULL, NULL};
+        EXPECT(MORAGENT_OK, moragent_policy_step_batch(twin, 2, episodes, observations, goals, batch));
+        for (int i = 0; i < 2; i++) {
+            moragent_step_result *alone = NULL;
+            EXPECT(MORAGENT_OK, moragent_policy_step(defaults, episodes[i], observations[i], goals[i], &alone));
+            CHECK(ids_equal(alone, batch[i]));
+            moragent_step_result_free(alone);
+            moragent_step_result_free(batch[i]);
+        }
+        batch[0] = batch[1] = (moragent_step_result *)(uintptr_t)1;
+        EXPECT(MORAGENT_ERROR_INVALID_ARGUMENT, moragent_policy_step_batch(twin, 2, twice, observations, goals, batch));
+        MESSAGE_HAS("twice");
+        CHECK(batch[0] == NULL && batch[1] == NULL);
+        EXPECT(MORAGENT_ERROR_INVALID_ARGUMENT, moragent_policy_step_batch(twin, 2, NULL, observations, goals, batch));
+        EXPECT(MORAGENT_ERROR_INVALID_ARGUMENT, moragent_policy_step_batch(twin, 0, episodes, observations, goals, batch));
+        MESSAGE_HAS("no steps");
+    }
+
     /* ---- the callback router: features, alternation, failures, mixtures ---- */
     callback_state cb;
     memset(&cb, 0, sizeof cb);

@@ -432,6 +432,24 @@ test("policies: templates, episodes and errors", function()
   raises(lib.MORAGENT_ERROR_INVALID_HANDLE, function() policy:step(1, "hall", "key") end)
 end)
 
+test("policies: a batch of steps equals one step per episode", function()
+  local opts = { max_new_tokens = 4, temperature = 1, ignore_eos = true, seed = 5 }
+  local alone = moragent.policy(engine, peft, moragent.fixed_router(2, 1), opts)
+  local batched = moragent.policy(engine, peft, moragent.fixed_router(2, 1), opts)
+  local steps = { { 4, "hall", "find the key" }, { 5, "a long corridor with doors", "find the door" } }
+  local many = batched:step_batch(steps)
+  for i, s in ipairs(steps) do
+    local one = alone:step(s[1], s[2], s[3])
+    expect(#one.ids == #many[i].ids)
+    for j = 1, #one.ids do expect(one.ids[j] == many[i].ids[j], "same tokens alone and in a batch") end
+  end
+  local err = raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() batched:step_batch({ { 6, "hall", "g" }, { 6, "hall", "g" } }) end)
+  expect(err.message:find("twice", 1, true))
+  raises(lib.MORAGENT_ERROR_INVALID_ARGUMENT, function() batched:step_batch({}) end)
+  alone:free()
+  batched:free()
+end)
+
 -- Makes a policy and drops it, returning only the addresses of its handles.
 local function orphan_policy()
   local experts = moragent.experts(engine, 1, { rank = 4 })

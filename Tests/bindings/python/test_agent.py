@@ -392,6 +392,36 @@ def test_episode_life_cycle_and_errors(engine, peft):
         policy.step(2 ** 63, HALL, "g")
 
 
+def test_a_batch_of_steps_equals_one_step_per_episode(engine, peft):
+    def make():
+        router = moragent.PhaseRouter(engine.info.hidden_size, 2, attention_dim=8, attention_heads=2, lstm_hidden=4,
+                                      lstm_layers=1, history_length=2, mlp_hidden=4, seed=3)
+        return moragent.Policy(engine, peft, router, temperature=1.0, max_new_tokens=5, ignore_eos=True, seed=7)
+    alone, batched = make(), make()
+    for t in range(2):
+        steps = [(20 + e, HALL if (t + e) % 2 else "You see a locked door and a key.", f"find key {e}") for e in range(3)]
+        one = [alone.step(*s) for s in steps]
+        many = batched.step_batch(steps)
+        assert [r.ids for r in one] == [r.ids for r in many]
+        assert [r.expert for r in one] == [r.expert for r in many]
+        assert [r.prompt_ids for r in one] == [r.prompt_ids for r in many]
+        assert np.allclose([r.logprobs for r in one], [r.logprobs for r in many], atol=1e-4)
+    assert batched.recorded_steps == alone.recorded_steps == 6
+
+
+def test_a_bad_batch_raises_and_changes_no_episode(engine, peft):
+    policy = moragent.Policy(engine, peft, moragent.FixedRouter(2, 0), **FAST)
+    assert len(policy.step_batch([(1, HALL, "g"), (2, HALL, "g")])) == 2
+    policy.end_episode(1, 0.0, False)
+    for steps, fragment in (([], "no steps"), ([(3, HALL, "g"), (3, HALL, "g")], "twice"),
+                            ([(3, HALL, "g"), (1, HALL, "g")], "has ended"), ([(3, HALL, "g"), (4, "a\0b", "g")], "NUL")):
+        with pytest.raises(moragent.InvalidArgumentError) as raised:
+            policy.step_batch(steps)
+        assert fragment in raised.value.message
+    assert policy.recorded_steps == 2
+    assert len(policy.step(3, HALL, "g").ids) == 4  # and the policy still steps
+
+
 def test_policy_settings_are_checked(engine, peft):
     for options in (dict(temperature=math.nan), dict(top_p=0.0), dict(history_length=-1), dict(stop=[""]),
                     dict(first_step_template="\ud800"), dict(later_step_template="a\0b")):

@@ -470,6 +470,16 @@ class PolicyHandle(OwnedHandle):
         self._check(status)
         return StepResultHandle(out.value)
 
+    def step_batch(self, steps: Sequence[Tuple[int, bytes, bytes]]) -> List[StepResultHandle]:
+        n = len(steps)
+        episodes = (ctypes.c_int64 * n)(*[checked_int(e, "episode", INT64_MAX, INT64_MIN) for e, _, _ in steps])
+        observations = (c_char_p * n)(*[c_string(o, "observation") for _, o, _ in steps])
+        goals = (c_char_p * n)(*[c_string(g, "goal") for _, _, g in steps])
+        out = (c_void_p * n)()
+        take_callback_error()
+        self._check(_lib.moragent_policy_step_batch(self.address, n, episodes, observations, goals, out))
+        return [StepResultHandle(address) for address in out]
+
     def end_episode(self, episode: int, reward: float, success: bool) -> None:
         check(_lib.moragent_policy_end_episode(self.address, checked_int(episode, "episode", INT64_MAX, INT64_MIN),
                                                float(reward), 1 if success else 0))

@@ -514,6 +514,13 @@ moragent_policy_step = _bind("moragent_policy_step",
                              [moragent_policy_p, c_int64, c_char_p, c_char_p, POINTER(moragent_step_result_p)],
                              moragent_status)
 
+# moragent_status moragent_policy_step_batch(moragent_policy *policy, size_t count, const int64_t *episodes,
+#                                            const char *const *observations, const char *const *goals,
+#                                            moragent_step_result **out_results);
+moragent_policy_step_batch = _bind("moragent_policy_step_batch",
+                                   [moragent_policy_p, c_size_t, POINTER(c_int64), POINTER(c_char_p), POINTER(c_char_p),
+                                    POINTER(moragent_step_result_p)], moragent_status)
+
 # moragent_status moragent_policy_end_episode(moragent_policy *policy, int64_t episode, double reward,
 #                                             int32_t success);
 moragent_policy_end_episode = _bind("moragent_policy_end_episode", [moragent_policy_p, c_int64, c_double, c_int32],

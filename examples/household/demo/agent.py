@@ -89,27 +89,36 @@ class Episode:
     invalid: int = 0                             # steps whose command the environment refused
 
 
-def play_episode(policy: moragent.Policy, episode_id: int, task: household.Task, max_steps: int,
-                 group: int | None = None) -> Episode:
-    """Plays one episode: step the policy, act in the environment, end the episode with its
-    return. With `group`, the episode is one rollout of that group (GiGPO compares them)."""
-    env = household.HouseholdEnv(task, max_steps=max_steps)
-    observation = observation_text(env, env.reset())
-    if group is not None:
-        policy.begin_episode(episode_id, group)
-    result = Episode(task)
-    done = False
-    while not done:
-        step = policy.step(episode_id, observation, env.goal)
-        observation, reward, done, info = env.step(step.action)
-        observation = observation_text(env, observation)
-        result.steps += 1
-        result.experts.append(step.expert)
-        if not info["valid"]:
-            result.invalid += 1
-        result.won = result.won or info["won"]
-    policy.end_episode(episode_id, SUCCESS_REWARD if result.won else 0.0, result.won)
-    return result
+def play_episodes(policy: moragent.Policy, jobs: list[tuple[int, household.Task, int | None]], max_steps: int) -> list[Episode]:
+    """Plays episodes in lockstep, one `(episode id, task, group)` each: every round, one batched
+    policy step (`Policy.step_batch`: the prompts prefilled and decoded together, each episode
+    sampling as it would alone) for every episode still running, then each environment acts;
+    an episode ends with its return when its environment is done. With a group, the episode is
+    one rollout of that group (GiGPO compares them)."""
+    envs = [household.HouseholdEnv(task, max_steps=max_steps) for _, task, _ in jobs]
+    observations = [observation_text(env, env.reset()) for env in envs]
+    for episode_id, _, group in jobs:
+        if group is not None:
+            policy.begin_episode(episode_id, group)
+    results = [Episode(task) for _, task, _ in jobs]
+    running = list(range(len(jobs)))
+    while running:
+        steps = policy.step_batch([(jobs[i][0], observations[i], envs[i].goal) for i in running])
+        still = []
+        for i, step in zip(running, steps):
+            observation, _, done, info = envs[i].step(step.action)
+            observations[i] = observation_text(envs[i], observation)
+            result = results[i]
+            result.steps += 1
+            result.experts.append(step.expert)
+            result.invalid += 0 if info["valid"] else 1
+            result.won = result.won or info["won"]
+            if done:
+                policy.end_episode(jobs[i][0], SUCCESS_REWARD if result.won else 0.0, result.won)
+            else:
+                still.append(i)
+        running = still
+    return results
 
 
 class EpisodeCounter:
@@ -124,13 +133,12 @@ class EpisodeCounter:
 
 
 def play_groups(policy, tasks, group_size: int, max_steps: int, counter: EpisodeCounter) -> list[Episode]:
-    """`group_size` rollouts of each task, each group under its own id."""
-    episodes = []
+    """`group_size` rollouts of each task, each group under its own id, all played in lockstep."""
+    jobs = []
     for task in tasks:
         group = counter.take()
-        for _ in range(group_size):
-            episodes.append(play_episode(policy, counter.take(), task, max_steps, group=group))
-    return episodes
+        jobs += [(counter.take(), task, group) for _ in range(group_size)]
+    return play_episodes(policy, jobs, max_steps)
 
 
 # Evaluation episodes use these ids every time: a policy samples step t of episode e with a seed
@@ -141,7 +149,7 @@ EVALUATION_IDS = 1 << 40
 
 def evaluate(policy, tasks, max_steps: int) -> list[Episode]:
     """One episode per task; the record is released afterwards so no update learns from it."""
-    episodes = [play_episode(policy, EVALUATION_IDS + i, task, max_steps) for i, task in enumerate(tasks)]
+    episodes = play_episodes(policy, [(EVALUATION_IDS + i, task, None) for i, task in enumerate(tasks)], max_steps)
     policy.clear_ended()
     return episodes
 
