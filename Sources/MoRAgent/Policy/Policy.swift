@@ -282,11 +282,9 @@ public final class Policy {
                 return a
             }
             collect()
-            for i in requests.indices {
-                let kept = Array(chosen[i].prefix(generated[i].ids.count))
-                tokenExperts = (tokenExperts ?? []) + [kept.map { $0.map(\.expert) }]
-                decisions[i] = Policy.tokenDecision(kept, expertCount: experts.count)
-            }
+            let kept = requests.indices.map { Array(chosen[$0].prefix(generated[$0].ids.count)) }
+            tokenExperts = kept.map { $0.map { $0.map(\.expert) } }
+            for i in requests.indices { decisions[i] = Policy.tokenDecision(kept[i], expertCount: experts.count) }
         case .roles(let mor, let gate):
             generated = try mor.generate(engine: engine, prompts: prompts, parameters: sampling, gate: gate, seeds: seeds)
             roles = try requests.indices.map { i in
