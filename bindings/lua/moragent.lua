@@ -61,6 +61,10 @@ typedef enum moragent_log_level {
 typedef void (*moragent_log_fn)(moragent_log_level level, const char *message, void *user);
 void moragent_set_log_callback(moragent_log_fn callback, void *user);
 
+/* Memory: the buffer cache */
+void moragent_buffer_cache_set_limit(uint64_t bytes);
+uint64_t moragent_buffer_cache_kept_bytes(void);
+
 /* Engine */
 typedef struct moragent_engine moragent_engine;
 moragent_status moragent_engine_load(const char *model_dir, moragent_engine **out_engine);
@@ -425,6 +429,18 @@ local function size_value(v, what)
   end
   return v
 end
+
+-- ---- memory -------------------------------------------------------------------------------
+
+-- Sets the most bytes of large, unused buffers the library keeps for its next tensors (4 GiB at
+-- start; kept plus in use never exceeds the most it had in use at once). A lower limit frees at
+-- once; 0 frees everything kept and keeps nothing. Process-wide.
+function M.set_buffer_cache_limit(bytes)
+  lib.moragent_buffer_cache_set_limit(size_value(bytes, "the buffer cache limit"))
+end
+
+-- The bytes the library holds now in kept buffers (in use by nothing).
+function M.buffer_cache_kept_bytes() return tonumber(lib.moragent_buffer_cache_kept_bytes()) end
 
 -- ---- engine -------------------------------------------------------------------------------
 

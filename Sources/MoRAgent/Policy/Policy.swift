@@ -287,7 +287,7 @@ public final class Policy {
             for i in requests.indices { decisions[i] = Policy.tokenDecision(kept[i], expertCount: experts.count) }
         case .roles(let mor, let gate):
             generated = try mor.generate(engine: engine, prompts: prompts, parameters: sampling, gate: gate, seeds: seeds)
-            roles = try requests.indices.map { i in
+            roles = requests.indices.map { i in
                 Array(gate.roles(of: prompts[i] + generated[i].ids, tokenizer: tokenizer).suffix(generated[i].ids.count))
             }
             for i in requests.indices { decisions[i] = Policy.roleDecision(roles![i]) }

@@ -4,18 +4,23 @@ public final class TensorStorage: @unchecked Sendable {
     public let base: UnsafeMutablePointer<Float>
     /// Number of f32 elements.
     public let count: Int
+    /// Bytes of the buffer (at least `count` floats, and at least one: every storage has an
+    /// address of its own; a buffer recycled by `TensorBufferCache` may be a little larger).
+    private let byteCount: Int
 
     /// A buffer of `count` elements, zero-filled unless `zeroed` is false (for buffers a kernel
-    /// overwrites whole: filling hundreds of MB of logits twice is measurable).
+    /// overwrites whole: filling hundreds of MB of logits twice is measurable). Large buffers
+    /// come from, and go back to, `TensorBufferCache`.
     public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "negative tensor size")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        let (raw, bytes) = TensorBufferCache.allocate(bytes: max(count, 1) * MemoryLayout<Float>.stride)
+        byteCount = bytes
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         if zeroed { base.initialize(repeating: 0, count: max(count, 1)) }
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    deinit { TensorBufferCache.release(UnsafeMutableRawPointer(base), bytes: byteCount) }
 }
 
 /// A dense, row-major f32 tensor, or a view into one.

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Word → ids results shared by every thread that uses one tokenizer, behind a mutex. Like HF's
 /// BPE cache it is bounded: once full it keeps what it has and stops adding, so a long-running
 /// process holds a fixed amount of memory while the common words of its prompts stay cached.
@@ -15,33 +7,20 @@ final class TokenizerWordCache: @unchecked Sendable {
     /// Longest word, in UTF-8 bytes, worth keeping: long runs are rare and would crowd the cache.
     let maxWordBytes = 256
     private var entries: [[UInt8]: [Int32]] = [:]
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let lock = PThreadLock()
 
     init(capacity: Int = 10_000) {
         self.capacity = capacity
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deinitialize(count: 1)
-        mutex.deallocate()
     }
 
     /// The cached ids for `word`, if any.
     func ids(for word: [UInt8]) -> [Int32]? {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return entries[word]
+        lock.withLock { entries[word] }
     }
 
     /// Remembers `ids` for `word` if the word is short enough and there is room.
     func store(_ ids: [Int32], for word: [UInt8]) {
         guard word.count <= maxWordBytes else { return }
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        if entries.count < capacity { entries[word] = ids }
+        lock.withLock { if entries.count < capacity { entries[word] = ids } }
     }
 }

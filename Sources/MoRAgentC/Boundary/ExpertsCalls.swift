@@ -8,7 +8,7 @@ final class ExpertsHandle: CHandle {
     static let cName = "moragent_experts"
 
     private let set: ExpertSet
-    private let lock = PThreadMutex()
+    private let lock = PThreadLock()
 
     init(_ set: ExpertSet) { self.set = set }
 

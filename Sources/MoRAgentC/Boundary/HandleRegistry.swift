@@ -1,4 +1,5 @@
 import CMoRAgent
+import MoRAgent
 
 /// A Swift object that C callers hold as an opaque handle.
 protocol CHandle: AnyObject {
@@ -19,7 +20,7 @@ final class HandleRegistry: @unchecked Sendable {
 
     /// Live handle address → the type of object behind it.
     private var live: [UnsafeMutableRawPointer: ObjectIdentifier] = [:]
-    private let lock = PThreadMutex()
+    private let lock = PThreadLock()
 
     /// Retains `object` for the caller and returns its handle.
     func register<T: CHandle>(_ object: T) -> OpaquePointer {

@@ -1,4 +1,5 @@
 import CMoRAgent
+import MoRAgent
 
 /// Where the library's log lines go: the host's callback, or nowhere (the default: a library
 /// must not print into its host's terminal).
@@ -9,7 +10,7 @@ import CMoRAgent
 enum LogSink {
     private nonisolated(unsafe) static var callback: moragent_log_fn?
     private nonisolated(unsafe) static var user: UnsafeMutableRawPointer?
-    private static let lock = PThreadMutex(recursive: true)
+    private static let lock = PThreadLock(recursive: true)
 
     /// Installs `callback` (nil silences the library) with its user pointer.
     static func set(_ callback: moragent_log_fn?, _ user: UnsafeMutableRawPointer?) {

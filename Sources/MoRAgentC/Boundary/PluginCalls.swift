@@ -75,7 +75,7 @@ final class PluginRegistry: @unchecked Sendable {
     private var loaded: [UnsafeMutableRawPointer: String] = [:]
     private var loading: Loading?
     /// Recursive: the entry point registers kinds on the loading thread, which holds it.
-    private let lock = PThreadMutex(recursive: true)
+    private let lock = PThreadLock(recursive: true)
 
     /// The one registrar every load passes. It lives as long as the process, so a plugin that
     /// (wrongly) keeps it and calls it later reads valid memory and is refused.

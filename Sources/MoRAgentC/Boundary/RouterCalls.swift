@@ -8,7 +8,7 @@ import MoRAgent
 /// policy that shares this router.
 final class SerializedRouter: StepRouter {
     let base: StepRouter
-    private let lock = PThreadMutex(recursive: true)
+    private let lock = PThreadLock(recursive: true)
 
     init(_ base: StepRouter) { self.base = base }
 

@@ -329,6 +329,31 @@ int main(int argc, char **argv) {
     CHECK(token_count(other) == 12 && memcmp(generated_ids(other), greedy_ids, 12 * sizeof(int32_t)) == 0);
     moragent_generation_free(again);
 
+    /* ---- the buffer cache: a long prompt's hidden states (1200 x 64 floats, above the 256 KiB
+     * threshold) are kept, a limit of 0 frees them and keeps nothing more, and the tokens do not
+     * depend on whether a buffer was recycled ---- */
+    {
+        int32_t long_prompt[1200];
+        for (size_t i = 0; i < 1200; i++) long_prompt[i] = prompt[i % prompt_len];
+        moragent_generation *first = generate_ids(engine, long_prompt, 1200, &greedy);
+        CHECK(moragent_buffer_cache_kept_bytes() >= 256 * 1024);
+        moragent_generation *recycled = generate_ids(engine, long_prompt, 1200, &greedy);
+        moragent_buffer_cache_set_limit(0);
+        CHECK(moragent_buffer_cache_kept_bytes() == 0);
+        moragent_generation *uncached = generate_ids(engine, long_prompt, 1200, &greedy);
+        CHECK(moragent_buffer_cache_kept_bytes() == 0);
+        CHECK(token_count(first) == 12 && token_count(recycled) == 12 && token_count(uncached) == 12);
+        CHECK(memcmp(generated_ids(first), generated_ids(recycled), 12 * sizeof(int32_t)) == 0);
+        CHECK(memcmp(generated_ids(first), generated_ids(uncached), 12 * sizeof(int32_t)) == 0);
+        moragent_buffer_cache_set_limit(UINT64_MAX); /* no limit: taken as the largest addressable */
+        moragent_generation_free(generate_ids(engine, long_prompt, 1200, &greedy));
+        CHECK(moragent_buffer_cache_kept_bytes() >= 256 * 1024);
+        moragent_buffer_cache_set_limit((uint64_t)4 << 30);
+        moragent_generation_free(first);
+        moragent_generation_free(recycled);
+        moragent_generation_free(uncached);
+    }
+
     /* ---- sampling: the seed decides ---- */
     moragent_generation_params sampled = greedy;
     sampled.temperature = 1.0f;

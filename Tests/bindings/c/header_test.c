@@ -49,6 +49,11 @@ static int32_t (*const check_version_number)(void) = moragent_version_number;
 static const char *(*const check_status_string)(moragent_status) = moragent_status_string;
 static const char *(*const check_last_error)(void) = moragent_last_error;
 static void (*const check_set_log_callback)(moragent_log_fn, void *) = moragent_set_log_callback;
+static void (*const check_cache_set_limit)(uint64_t) = moragent_buffer_cache_set_limit;
+static uint64_t (*const check_cache_kept)(void) = moragent_buffer_cache_kept_bytes;
+static moragent_status (*const check_policy_step_batch)(moragent_policy *, size_t, const int64_t *, const char *const *,
+                                                        const char *const *, moragent_step_result **) =
+    moragent_policy_step_batch;
 static moragent_status (*const check_engine_load)(const char *, moragent_engine **) = moragent_engine_load;
 static moragent_status (*const check_engine_free)(moragent_engine *) = moragent_engine_free;
 static moragent_status (*const check_engine_get_info)(const moragent_engine *, moragent_engine_info *) =
@@ -226,6 +231,7 @@ int main(void) {
         (const void *)&check_sft_save, (const void *)&check_router_token, (const void *)&check_mor_default,
         (const void *)&check_router_roles, (const void *)&check_roles_save, (const void *)&check_roles_load,
         (const void *)&check_result_roles, (const void *)&check_result_token_experts,
+        (const void *)&check_cache_set_limit, (const void *)&check_cache_kept, (const void *)&check_policy_step_batch,
     };
     (void)all;
     if (check_version_number() / 1000000 != MORAGENT_VERSION_MAJOR) {

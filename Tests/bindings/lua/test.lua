@@ -215,6 +215,22 @@ test("log callback", function()
   expect(#lines == count)
 end)
 
+test("buffer cache", function()
+  local engine = moragent.load(qwen2)
+  local long_prompt = {}
+  for i = 1, 1200 do long_prompt[i] = 5 + (i - 1) % 20 end -- hidden states of 1200 x 64 floats
+  local first = engine:generate(long_prompt, { max_new_tokens = 4, ignore_eos = true })
+  expect(moragent.buffer_cache_kept_bytes() >= 256 * 1024, "a long prompt's buffers are kept")
+  moragent.set_buffer_cache_limit(0)
+  expect(moragent.buffer_cache_kept_bytes() == 0, "a limit of 0 frees them")
+  local again = engine:generate(long_prompt, { max_new_tokens = 4, ignore_eos = true })
+  expect(moragent.buffer_cache_kept_bytes() == 0, "and keeps nothing more")
+  expect(table.concat(again.ids, ",") == table.concat(first.ids, ","), "the same tokens either way")
+  expect(not pcall(moragent.set_buffer_cache_limit, -1), "a negative limit is refused")
+  moragent.set_buffer_cache_limit(4 * 2 ^ 30)
+  engine:free()
+end)
+
 -- ---- 0.2: experts, routers, plugins, policies --------------------------------------------
 
 local adapters = root .. "/Tests/MoRAgentTests/Fixtures/adapters/qwen2-tiny/"

@@ -159,6 +159,22 @@ def test_log_callback_receives_load_lines_and_can_be_removed():
     assert len(lines) == count
 
 
+def test_buffer_cache_keeps_large_buffers_until_limited(engine):
+    long_prompt = list(range(5, 25)) * 60  # 1200 tokens: hidden states of 1200 x 64 floats (300 KB)
+    try:
+        first = engine.generate(long_prompt, max_new_tokens=4, ignore_eos=True)
+        assert moragent.buffer_cache_kept_bytes() >= 256 * 1024
+        moragent.set_buffer_cache_limit(0)
+        assert moragent.buffer_cache_kept_bytes() == 0
+        assert engine.generate(long_prompt, max_new_tokens=4, ignore_eos=True).ids == first.ids
+        assert moragent.buffer_cache_kept_bytes() == 0
+        for bad in (-1, 1.5, True, "1"):
+            with pytest.raises(ValueError):
+                moragent.set_buffer_cache_limit(bad)
+    finally:
+        moragent.set_buffer_cache_limit(4 << 30)
+
+
 def test_threads_share_one_engine(engine):
     prompts = ["go to the kitchen", "open the fridge", "take the apple", "You are in the kitchen."]
     alone = [engine.generate(p, max_new_tokens=10, temperature=0.9, seed=i, ignore_eos=True) for i, p in enumerate(prompts)]

@@ -43,6 +43,7 @@ __version__ = "0.4.0"
 
 __all__ = [
     "Engine", "EngineInfo", "Generation", "library_version", "set_log_callback",
+    "set_buffer_cache_limit", "buffer_cache_kept_bytes",
     "ExpertSet", "Router", "FixedRouter", "PhaseRouter", "TrajectoryRouter", "CallbackRouter", "StepFeatures",
     "TokenRouter", "RolesRouter", "ROLES",
     "load_plugin", "Policy", "StepResult", "Trainer", "ADVANTAGES", "SFTTrainer",
@@ -76,6 +77,20 @@ def set_log_callback(callback: Optional[Callable[[int, str], None]]) -> None:
         trampoline = _lib.moragent_log_fn(trampoline)
     _lib.moragent_set_log_callback(trampoline, None)
     _log_callback = trampoline
+
+
+def set_buffer_cache_limit(limit_bytes: int) -> None:
+    """Sets the most bytes of large, unused buffers the library keeps for its next tensors
+    (4 GiB at start; what is kept plus what is in use never exceeds the most it had in use at
+    once). A lower limit frees at once; 0 frees everything kept and keeps nothing. Process-wide."""
+    if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, int) or limit_bytes < 0:
+        raise ValueError(f"limit_bytes must be a non-negative int, not {limit_bytes!r}")
+    _lib.moragent_buffer_cache_set_limit(min(limit_bytes, 2**64 - 1))
+
+
+def buffer_cache_kept_bytes() -> int:
+    """The bytes the library holds now in kept buffers (in use by nothing)."""
+    return _lib.moragent_buffer_cache_kept_bytes()
 
 
 @dataclass(frozen=True)

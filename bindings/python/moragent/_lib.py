@@ -149,6 +149,13 @@ moragent_log_fn = CFUNCTYPE(None, moragent_log_level, c_char_p, c_void_p)
 # void moragent_set_log_callback(moragent_log_fn callback, void *user);
 moragent_set_log_callback = _bind("moragent_set_log_callback", [moragent_log_fn, c_void_p], None)
 
+# ---- Memory: the buffer cache ----------------------------------------------------------------
+
+# void moragent_buffer_cache_set_limit(uint64_t bytes);
+moragent_buffer_cache_set_limit = _bind("moragent_buffer_cache_set_limit", [c_uint64], None)
+# uint64_t moragent_buffer_cache_kept_bytes(void);
+moragent_buffer_cache_kept_bytes = _bind("moragent_buffer_cache_kept_bytes", [], c_uint64)
+
 # ---- Engine ----------------------------------------------------------------------------------
 
 # typedef struct moragent_engine moragent_engine;   (handled as an opaque address)

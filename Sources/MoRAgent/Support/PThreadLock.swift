@@ -2,16 +2,19 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
-/// A pthread mutex. Why not `Synchronization.Mutex`: the library links the Swift runtime
-/// statically, and the core already uses pthread locks, so this adds no module to that link.
-final class PThreadMutex: @unchecked Sendable {
+/// A pthread mutex, for the core and the C layer alike (`package`: not part of the public API).
+/// Why not `Synchronization.Mutex`: `libmoragent.so` links the Swift runtime statically, and
+/// pthread locks add no module to that link.
+package final class PThreadLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     /// A mutex; `recursive` lets the thread that holds it lock it again (a log callback that
     /// replaces itself re-enters the lock it is called under).
-    init(recursive: Bool = false) {
+    package init(recursive: Bool = false) {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         var attributes = pthread_mutexattr_t()
@@ -28,7 +31,7 @@ final class PThreadMutex: @unchecked Sendable {
     }
 
     /// Runs `body` holding the lock.
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    package func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
