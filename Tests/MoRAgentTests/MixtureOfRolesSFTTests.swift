@@ -57,6 +57,65 @@ final class MixtureOfRolesSFTTests: XCTestCase {
         XCTAssertTrue(out[handOver.upperBound...].hasPrefix("\nAPI: get_"), out)
     }
 
+    /// A batch's step runs as two halves; its cross-entropy, load-balancing loss and every
+    /// gradient (LoRAs, routers, shared gates) match one pass over the whole batch, built here by
+    /// hand: the halves' load-balancing counts are combined before their backwards, so `L_aux`
+    /// stays the batch's. Tolerances cover the halves' other summation order (f32 sums of two
+    /// parts instead of one). With one thread or two the halves give the same bytes.
+    func testHalvesMatchOnePassOverTheWholeBatch() throws {
+        let engine = try Engine(folder: Fixtures.model("qwen2-tiny"))
+        var config = MixtureOfRolesSFTConfiguration(model: "", trainData: "", output: "")
+        config.mixture.routedCounts = [3, 2, 2]
+        config.mixture.topK = [2, 1, 1]
+        config.mixture.rank = 4
+        config.mixture.sharedGate = true
+        config.objective.loadBalancing.coefficient = 0.5  // large, so a per-half L_aux would show
+        config.seed = 11
+        let lines = ["Paris", "Rome", "Oslo", "Lima", "Cairo"].enumerated().map { Self.conversation(city: $1, tool: $0 % 2) }
+        let batch = try RoleAnnotatedConversation.parse(lines: Array(lines.joined(separator: "\n").utf8), location: "test")
+        let saved = BLAS.threads
+        defer { BLAS.threads = saved }
+        var bytes: [[[Float]]] = []
+        for threads in [1, 2] {
+            BLAS.threads = threads
+            let trainer = try MixtureOfRolesTrainer(configuration: config, engine: engine)
+            for (_, tensor) in trainer.mixture.namedTensors { // B is zero at PEFT init: perturb so every gradient flows
+                for i in 0..<tensor.count { tensor.pointer[i] += 0.05 * sin(Float(i) * 0.37) }
+            }
+            trainer.gradients.zero()
+            let (ce, aux, tokens) = try trainer.lossAndGradients(batch, computeGradients: true)
+            bytes.append(trainer.gradients.parameterPairs(trainer.mixture).map(\.gradient.values))
+            guard threads == 1 else { continue }
+
+            let tokenizer = try engine.requireTokenizer()
+            let encoded = batch.map { $0.encode(tokenizer: tokenizer, maxLength: config.maxLength) }
+            let whole = MixtureOfRolesGradients(mor: trainer.mixture)
+            let adapter = trainer.mixture.adapter(rowRoles: encoded.flatMap(\.roles))
+            adapter.loadBalancing = config.objective.loadBalancing
+            adapter.gradients = whole
+            let tape = try engine.decoder.trainingForward(encoded.map(\.ids), adapter: adapter)
+            let targets = try TokenCrossEntropy.nextTokenTargets(encoded.map(\.ids), trainOn: encoded.map(\.targets))
+            let (wholeCE, dHidden, count) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: engine.decoder.weights.lmHead)
+            try engine.decoder.backward(tape, hiddenGradient: dHidden)
+            XCTAssertEqual(tokens, count)
+            XCTAssertEqual(ce, wholeCE, accuracy: 1e-5 * wholeCE)
+            XCTAssertGreaterThan(aux, 0)
+            XCTAssertEqual(aux, adapter.loadBalancingLoss, accuracy: 1e-9 * aux)
+            var flowing = 0
+            let pairs = zip(trainer.gradients.parameterPairs(trainer.mixture), whole.parameterPairs(trainer.mixture))
+            for (index, (halves, reference)) in pairs.enumerated() {
+                let h = halves.gradient.values, r = reference.gradient.values
+                let scale = r.map(abs).max()!
+                let error = zip(h, r).map { abs($0 - $1) }.max()!
+                // A routed LoRA no token chose at a module gets no gradient there, in both.
+                if scale > 0 { flowing += 1 }
+                XCTAssertLessThanOrEqual(error, 1e-4 * scale, "tensor \(index): max error \(error) against max \(scale)")
+            }
+            XCTAssertGreaterThan(flowing, whole.parameterPairs(trainer.mixture).count * 3 / 4, "most tensors get a gradient")
+        }
+        XCTAssertEqual(bytes[0], bytes[1], "one thread or two: the same halves, the same bytes")
+    }
+
     func testBadDataAndConfigurationsAreRejected() throws {
         let folder = Fixtures.temporaryFolder(); defer { try? FileManager.default.removeItem(atPath: folder) }
         for (content, expected) in [("{\"turns\": [{\"role\": \"pilot\", \"content\": \"x\"}]}", "unknown role"),

@@ -216,12 +216,70 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
     /// (none) unless set, as the SFT trainer does from its objective.
     public var loadBalancing = RoleLoadBalancingLoss(coefficient: 0)
     /// The unweighted load-balancing loss of this forward (`RoleLoadBalancingLoss`): per module
-    /// and role, Switch's `E·Σ_i f_i·P_i`, averaged over modules and summed over roles.
-    public private(set) var loadBalancingLoss = 0.0
+    /// and role, Switch's `E·Σ_i f_i·P_i`, averaged over modules and summed over roles (in the
+    /// order the forward met the modules). After `combineLoadBalancing`, the whole batch's.
+    public var loadBalancingLoss: Double {
+        var total = 0.0
+        for key in moduleOrder {
+            for counts in balanceCounts[key]! {
+                guard let counts else { continue }
+                total += loadBalancing.value(fractions: counts.fractions, meanProbabilities: counts.meanProbabilities, modules: moduleCount)
+            }
+        }
+        return total
+    }
     private var probabilities: [LoRAModuleKey: [[Float]]] = [:]     // full softmax per row (routed)
     private var gates: [LoRAModuleKey: [Float]] = [:]              // shared weight per row
-    private var fractions: [LoRAModuleKey: [[Double]]] = [:]        // [role][lora] f_i
+    private var balanceCounts: [LoRAModuleKey: [RoutingCounts?]] = [:]  // [role], nil: no routed LoRA or no token
+    private var moduleOrder: [LoRAModuleKey] = []
     private var moduleCount = 0
+
+    /// What the load-balancing term reads of one role at one module: how many of the role's
+    /// top-k slots each routed LoRA took, the LoRAs' summed router probabilities, the role's token
+    /// count and its k. Counts (not the fractions themselves) so that the halves of a batch can be
+    /// added up into the batch's.
+    struct RoutingCounts {
+        var chosen: [Double]
+        var probabilitySums: [Double]
+        var tokens: Int
+        var slots: Int
+
+        /// `f_i`: the share of the role's top-k slots given to LoRA i.
+        var fractions: [Double] { chosen.map { $0 / Double(tokens * slots) } }
+        /// `P_i`: LoRA i's mean router probability over the role's tokens.
+        var meanProbabilities: [Double] { probabilitySums.map { $0 / Double(tokens) } }
+
+        static func + (a: RoutingCounts, b: RoutingCounts) -> RoutingCounts {
+            RoutingCounts(chosen: zip(a.chosen, b.chosen).map(+), probabilitySums: zip(a.probabilitySums, b.probabilitySums).map(+),
+                          tokens: a.tokens + b.tokens, slots: a.slots)
+        }
+    }
+
+    /// Makes the load-balancing term of `adapters` (one per part of a batch, each after its
+    /// forward) that of the whole batch: every adapter's `loadBalancingLoss` and the gradient its
+    /// backward adds then use the batch's `f_i`, `P_i` and token counts, as one forward over the
+    /// whole batch would (MoRAgent's `L_aux` is defined per batch). The parts' sums are added in
+    /// index order.
+    public static func combineLoadBalancing(_ adapters: [MixtureOfRolesAdapter]) {
+        guard let first = adapters.first, adapters.count > 1 else { return }
+        var combined = first.balanceCounts
+        for other in adapters.dropFirst() {
+            for (key, roles) in other.balanceCounts {
+                let mine = combined[key] ?? Array(repeating: nil, count: roles.count)
+                combined[key] = zip(mine, roles).map { a, b in
+                    switch (a, b) {
+                    case let (a?, b?): return a + b
+                    default: return a ?? b
+                    }
+                }
+            }
+        }
+        let order = adapters.flatMap(\.moduleOrder).reduce(into: [LoRAModuleKey]()) { if !$0.contains($1) { $0.append($1) } }
+        for adapter in adapters {
+            adapter.balanceCounts = combined
+            adapter.moduleOrder = order
+        }
+    }
 
     init(mor: MixtureOfRoles, rowRoles: [AgentRole]) {
         self.mor = mor
@@ -254,7 +312,7 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
         var recorded = Array(repeating: [(lora: Int, weight: Float)](), count: rows)
         var probs = Array(repeating: [Float](), count: rows)
         var shared = [Float](repeating: 1, count: rows)
-        var f = Array(repeating: [Double](), count: 3)
+        var counts = [RoutingCounts?](repeating: nil, count: AgentRole.allCases.count)
         for role in AgentRole.allCases {
             let members = (0..<rows).filter { rowRoles[$0] == role }
             guard !members.isEmpty else { continue }
@@ -263,18 +321,18 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
                 let l = Tensor(uninitialized: [rows, routed])
                 BLAS.linear(input, rows: rows, inFeatures: router.inFeatures, xStride: inputStride, weight: router.weight.pointer,
                             outFeatures: routed, into: l.pointer, yStride: routed)
-                var fraction = [Double](repeating: 0, count: routed), meanP = [Double](repeating: 0, count: routed)
+                var tally = RoutingCounts(chosen: Array(repeating: 0, count: routed), probabilitySums: Array(repeating: 0, count: routed),
+                                          tokens: members.count, slots: c.topK[role.rawValue])
                 for r in members {
                     var p = Array(UnsafeBufferPointer(start: l.pointer + r * routed, count: routed))
                     p.withUnsafeMutableBufferPointer { _ = Kernels.softmax($0.baseAddress!, count: routed) }
                     probs[r] = p
-                    let chosen = TokenTopKRouter.topK(Array(UnsafeBufferPointer(start: l.pointer + r * routed, count: routed)), k: c.topK[role.rawValue])
+                    let chosen = TokenTopKRouter.topK(Array(UnsafeBufferPointer(start: l.pointer + r * routed, count: routed)), k: tally.slots)
                     recorded[r] = chosen.map { ($0.expert, $0.weight) }
-                    for (i, _) in chosen { fraction[i] += 1 / Double(members.count * chosen.count) }
-                    for i in 0..<routed { meanP[i] += Double(p[i]) / Double(members.count) }
+                    for (i, _) in chosen { tally.chosen[i] += 1 }
+                    for i in 0..<routed { tally.probabilitySums[i] += Double(p[i]) }
                 }
-                f[role.rawValue] = fraction
-                loadBalancingLoss += loadBalancing.value(fractions: fraction, meanProbabilities: meanP, modules: moduleCount)
+                counts[role.rawValue] = tally
             }
             if let gate = mor.sharedGates[role.rawValue][key] {
                 for r in members {
@@ -285,7 +343,8 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
         routing[key] = recorded
         probabilities[key] = probs
         gates[key] = shared
-        fractions[key] = f
+        if balanceCounts[key] == nil { moduleOrder.append(key) }
+        balanceCounts[key] = counts
         replayDelta(layer: layer, kind: kind, input: input, inputStride: inputStride, output: output, outputStride: outputStride, rows: rows)
     }
 
@@ -330,8 +389,10 @@ public final class MixtureOfRolesAdapter: TrainableAdapter {
             let routed = c.routedCounts[role.rawValue]
             if let router = mor.routers[role.rawValue][key] {
                 let dW = gradients?.routers[role.rawValue][key]
+                let balance = balanceCounts[key]?[role.rawValue].flatMap {
+                    loadBalancing.probabilityGradient(fractions: $0.fractions, tokens: $0.tokens, modules: moduleCount)
+                }
                 for r in members {
-                    let balance = fractions[key].flatMap { loadBalancing.probabilityGradient(fractions: $0[role.rawValue], tokens: members.count, modules: moduleCount) }
                     let dz = TokenTopKRouter.logitGradient(probabilities: probabilities[key]![r], kept: recorded[r].map { ($0.lora, $0.weight) },
                                                            weightGradient: { g[r][self.mor.loraIndex(role: role, $0)] ?? 0 }, extra: balance)
                     for i in 0..<routed where dz[i] != 0 {

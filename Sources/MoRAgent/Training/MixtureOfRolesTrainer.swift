@@ -152,6 +152,8 @@ public final class MixtureOfRolesTrainer {
     /// Steps the schedule spans (set by `train`, or by the caller of `trainStep`).
     public var plannedSteps: Int = 1
     private var generator: SeededGenerator
+    /// The second half's gradients (`BatchHalves`), added into `gradients` after the backward.
+    private let halfGradients: MixtureOfRolesGradients
 
     /// A trainer with a fresh adapter (PEFT init: the model starts as the base exactly).
     public init(configuration: MixtureOfRolesSFTConfiguration, engine: Engine) throws {
@@ -160,27 +162,54 @@ public final class MixtureOfRolesTrainer {
         _ = try engine.requireTokenizer()
         mixture = try MixtureOfRoles(configuration: configuration.mixture, model: engine.decoder.config, seed: configuration.seed)
         gradients = MixtureOfRolesGradients(mor: mixture)
+        halfGradients = MixtureOfRolesGradients(mor: mixture)
         optimizer = try AdamW(parameters: gradients.parameterPairs(mixture), configuration: configuration.optimizer)
         generator = SeededGenerator(seed: configuration.seed &+ 1)
         plannedSteps = configuration.plannedSteps ?? 1
     }
 
     /// Loss and gradients of a batch, without an update (`evaluate` and `trainStep` share it).
+    ///
+    /// The batch runs as two halves of about equal tokens on two threads (`BatchHalves`, as the
+    /// RL and base-model trainers do): both forwards first, then their load-balancing counts are
+    /// combined (`MixtureOfRolesAdapter.combineLoadBalancing`, so the term's value and gradient
+    /// are the whole batch's, as MoRAgent defines `L_aux`), then both backwards, each into its own
+    /// gradients, summed in a fixed order. The cross-entropy of each half is divided by the whole
+    /// batch's token count, so the sum is the batch mean.
     func lossAndGradients(_ batch: [RoleAnnotatedConversation], computeGradients: Bool) throws -> (ce: Double, aux: Double, tokens: Int) {
         guard !batch.isEmpty else { throw MoRAgentError.invalidArgument("an empty batch") }
         let tokenizer = try engine.requireTokenizer()
         let encoded = batch.map { $0.encode(tokenizer: tokenizer, maxLength: configuration.maxLength) }
-        let sequences = encoded.map(\.ids)
-        let adapter = mixture.adapter(rowRoles: encoded.flatMap(\.roles))
-        adapter.loadBalancing = configuration.objective.loadBalancing
-        if computeGradients { adapter.gradients = gradients }
-        let decoder = engine.decoder
-        let tape = try decoder.trainingForward(sequences, adapter: adapter, activationMemory: configuration.activationMemory)
-        let targets = try TokenCrossEntropy.nextTokenTargets(sequences, trainOn: encoded.map(\.targets))
-        let (ce, dHidden, count) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets, lmHead: decoder.weights.lmHead)
+        let shards = BatchHalves.split(encoded.map(\.ids.count))
+        let sequences = shards.map { $0.map { encoded[$0].ids } }
+        let targets = try shards.indices.map { try TokenCrossEntropy.nextTokenTargets(sequences[$0], trainOn: shards[$0].map { encoded[$0].targets }) }
+        let count = targets.reduce(0) { $0 + $1.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
         guard count > 0 else { throw MoRAgentError.invalidArgument("the batch has no agent tokens to train on") }
-        if computeGradients { try decoder.backward(tape, hiddenGradient: dHidden) }
-        return (ce, adapter.loadBalancingLoss, count)
+        let shardGradients = [gradients, halfGradients]
+        let adapters = shards.indices.map { i in
+            let adapter = mixture.adapter(rowRoles: shards[i].flatMap { encoded[$0].roles })
+            adapter.loadBalancing = configuration.objective.loadBalancing
+            if computeGradients { adapter.gradients = shardGradients[i] }
+            return adapter
+        }
+        let decoder = engine.decoder
+        let forwards = try BatchHalves.run(shards.count) { i in
+            let tape = try decoder.trainingForward(sequences[i], adapter: adapters[i], activationMemory: configuration.activationMemory)
+            let (ce, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: targets[i], lmHead: decoder.weights.lmHead,
+                                                                         normalizer: Double(count))
+            return (tape: tape, ce: ce, hiddenGradient: dHidden)
+        }
+        MixtureOfRolesAdapter.combineLoadBalancing(adapters)
+        if computeGradients {
+            if shards.count > 1 { halfGradients.zero() }
+            _ = try BatchHalves.run(shards.count) { i in try decoder.backward(forwards[i].tape, hiddenGradient: forwards[i].hiddenGradient) }
+            if shards.count > 1 {
+                for (sum, half) in zip(gradients.parameterPairs(mixture), halfGradients.parameterPairs(mixture)) {
+                    Kernels.add(half.gradient.pointer, into: sum.gradient.pointer, count: sum.gradient.count)
+                }
+            }
+        }
+        return (forwards.reduce(0) { $0 + $1.ce }, adapters[0].loadBalancingLoss, count)
     }
 
     /// One AdamW update on `batch`. Rejects an empty batch or one without agent tokens, and a
