@@ -85,6 +85,9 @@ def compare_train(a):
               "peer": {k: med(peer, k) for k in ["train_tokens_per_s", "train_step_s", "peak_rss_mb"]}}
     result["ratio"] = {"train_tokens_per_s": round(result["moragent"]["train_tokens_per_s"] / result["peer"]["train_tokens_per_s"], 3),
                        "peak_rss": round(result["moragent"]["peak_rss_mb"] / result["peer"]["peak_rss_mb"], 3)}
+    # Each round's own ratio (ours, then the peer right after): on a noisy host the spread of
+    # these says how far the medians' ratio can be trusted.
+    result["round_ratios"] = [round(o["train_tokens_per_s"] / p["train_tokens_per_s"], 3) for o, p in zip(ours, peer)]
     print(json.dumps(result, indent=1))
 
 

@@ -28,13 +28,13 @@ struct BenchTrainCommand: ParsableCommand {
         BLAS.threads = threads
         let c = decoder.config
         let experts = try ExpertSet(model: c, count: 1, configuration: LoRAConfiguration(rank: 32, alpha: 64, targetModules: [.q, .v]), seed: 1)
-        let gradients = [ExpertGradients(experts: experts), ExpertGradients(experts: experts)]
-        let pairs = gradients.map { $0.parameterPairs(experts) }
-        var oc = AdamW.Configuration(); oc.learningRate = 1e-4
-        let optimizer = try AdamW(parameters: pairs[0], configuration: oc)
         var g = SeededGenerator(seed: 2)
         let sequences = (0..<batch).map { _ in (0..<length).map { _ in Int32(g.next() % UInt64(c.vocabularySize)) } }
         let shards = wholeBatch ? [Array(sequences.indices)] : BatchHalves.split(sequences.map(\.count))
+        let gradients = shards.map { _ in ExpertGradients(experts: experts) }
+        let pairs = gradients.map { $0.parameterPairs(experts) }
+        var oc = AdamW.Configuration(); oc.learningRate = 1e-4
+        let optimizer = try AdamW(parameters: pairs[0], configuration: oc)
         let targets = try shards.map { try TokenCrossEntropy.nextTokenTargets($0.map { sequences[$0] }) }
         let targetCount = Double(targets.reduce(0) { $0 + $1.filter { $0 >= 0 }.count })
         var times: [Double] = []

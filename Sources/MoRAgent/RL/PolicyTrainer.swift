@@ -107,15 +107,18 @@ public final class PolicyTrainer {
     struct PassGradients {
         let experts: ExpertGradients
         let tokenRouter: TokenRouterGradients?
+        /// The tensors, in one fixed order.
+        let tensors: [Tensor]
+
+        init(experts: ExpertGradients, tokenRouter: TokenRouterGradients?) {
+            self.experts = experts
+            self.tokenRouter = tokenRouter
+            tensors = experts.gradients.flatMap { modules in modules.keys.sorted().flatMap { [modules[$0]!.a, modules[$0]!.b] } } + (tokenRouter?.gates ?? [])
+        }
 
         func zero() {
             experts.zero()
             if let tokenRouter { for t in tokenRouter.gates { t.pointer.update(repeating: 0, count: t.count) } }
-        }
-
-        /// The tensors, in one fixed order.
-        var tensors: [Tensor] {
-            experts.gradients.flatMap { modules in modules.keys.sorted().flatMap { [modules[$0]!.a, modules[$0]!.b] } } + (tokenRouter?.gates ?? [])
         }
     }
 
