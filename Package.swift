@@ -2,15 +2,13 @@
 import Foundation
 import PackageDescription
 
-// The core library depends on OpenBLAS alone; only the command-line tool uses a package
-// (swift-argument-parser). The C layer is built into `libmoragent.so` with the Swift runtime
-// linked statically, so C, Python and Lua hosts need no Swift installation (DESIGN.md §7).
 /// The vector level the core library is compiled for. Swift has no per-function CPU dispatch, so
 /// the element-wise kernels (`SIMD8<Float>` loops: SwiGLU, softmax, RMSNorm, cross-entropy) run
 /// at the level the whole module is built for. Baseline x86-64 splits each 8-lane operation in
 /// two SSE instructions and has no FMA; built for AVX2 + FMA (`-target-cpu haswell`), a `tiny`
-/// LoRA training step is ~7% faster. As llama.cpp does by default, the library is built for the
-/// build machine's CPU when it has AVX2 and FMA; it then needs such a CPU to run.
+/// LoRA training step is ~6% faster (alternated runs). As llama.cpp does by default, the
+/// library is built for the build machine's CPU when it has AVX2 and FMA; it then needs such a
+/// CPU to run.
 /// `MORAGENT_PORTABLE=1 swift build ...` builds for baseline x86-64, to ship to other machines.
 func vectorFlags() -> [String] {
     #if arch(x86_64) && os(Linux)
@@ -25,6 +23,9 @@ func vectorFlags() -> [String] {
     #endif
 }
 
+// The core library depends on OpenBLAS alone; only the command-line tool uses a package
+// (swift-argument-parser). The C layer is built into `libmoragent.so` with the Swift runtime
+// linked statically, so C, Python and Lua hosts need no Swift installation (DESIGN.md §7).
 let package = Package(
     name: "MoRAgent",
     products: [
