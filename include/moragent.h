@@ -180,8 +180,9 @@ MORAGENT_API void moragent_set_log_callback(moragent_log_fn callback, void *user
  * next tensor of about the same size instead of returning them to the system and faulting them
  * in again: a training step allocates the same buffers every time (on a 0.5B model about
  * 140,000 page faults per LoRA step are saved). What is kept plus what is in use never exceeds
- * the most the library had in use at once, so the cache cannot raise the process's peak memory;
- * it holds that memory after a step. The limit starts at 4 GiB.
+ * the most the library had in use at once by more than a quarter (different sizes peak at
+ * different moments of a step, so holding exactly the peak would free buffers the same step
+ * needs again); the cache holds that memory after a step. The limit starts at 4 GiB.
  *
  * Sets the most bytes kept at once. A lower limit frees the longest-kept buffers at once until
  * what is kept fits; 0 frees everything kept and keeps nothing from then on (every large buffer

@@ -13,9 +13,14 @@
 ///   (beyond it the longest-kept go first).
 /// - An allocation takes the smallest kept buffer that holds it with at most an eighth to spare:
 ///   RL batches differ in length from one update to the next, so exact sizes rarely repeat.
-/// - An allocation that finds none first frees kept buffers (the longest-kept first) of at least
-///   its own size. So what is kept plus what is in use never exceeds the most the library had in
-///   use at once: the cache cannot raise a process's peak memory, only hold it.
+/// - An allocation that finds none frees kept buffers (the longest-kept first) only as far as
+///   needed for what is kept plus what is in use to stay within the most the library has had in
+///   use at once, plus a quarter. So the cache holds a process's peak of large buffers, and
+///   raises it by at most a quarter. Why the quarter: different sizes peak at different moments
+///   (activations in the forward, gradients in the backward, each half of a batch on its own
+///   thread and schedule), so holding the pool to the peak itself evicted buffers the same
+///   step needed again. Measured: a `tiny` LoRA step went from ~14 misses (~940 page faults)
+///   to none and ran ~5% faster; a `qwen05b` step's peak RSS stayed at 3.46 GB.
 ///
 /// All members may be called from any thread.
 public enum TensorBufferCache {
@@ -41,10 +46,16 @@ public enum TensorBufferCache {
     /// Bytes held now in kept buffers (not in use by any tensor).
     public static var keptBytes: Int { shared.lock.withLock { shared.keptBytes } }
 
-    /// Frees every kept buffer (the limit stays): for a host that is done training and wants the
-    /// memory back now.
+    /// Bytes of large buffers (`minimumBytes` and up) in use now by tensors.
+    static var inUseBytes: Int { shared.lock.withLock { shared.inUseBytes } }
+
+    /// Frees every kept buffer and forgets the peak (the limit stays): for a host that is done
+    /// training and wants the memory back now.
     public static func releaseAll() {
-        let freed = shared.lock.withLock { shared.evict(bytes: .max) }
+        let freed = shared.lock.withLock { () -> [UnsafeMutableRawPointer] in
+            shared.peakBytes = shared.inUseBytes
+            return shared.evict(bytes: .max)
+        }
         freed.forEach { $0.deallocate() }
     }
 
@@ -54,7 +65,7 @@ public enum TensorBufferCache {
         guard bytes >= minimumBytes else { return (.allocate(byteCount: bytes, alignment: alignment), bytes) }
         let (reused, freed) = shared.lock.withLock { () -> ((UnsafeMutableRawPointer, Int)?, [UnsafeMutableRawPointer]) in
             if let hit = shared.take(bytes: bytes) { return (hit, []) }
-            return (nil, shared.evict(bytes: bytes))
+            return (nil, shared.admit(bytes: bytes))
         }
         freed.forEach { $0.deallocate() }
         return reused ?? (.allocate(byteCount: bytes, alignment: alignment), bytes)
@@ -64,7 +75,10 @@ public enum TensorBufferCache {
     /// enough and within the limit, freed otherwise.
     static func release(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
         guard bytes >= minimumBytes else { pointer.deallocate(); return }
-        let freed = shared.lock.withLock { shared.keep(pointer, bytes: bytes) }
+        let freed = shared.lock.withLock { () -> [UnsafeMutableRawPointer] in
+            shared.inUseBytes -= bytes
+            return shared.keep(pointer, bytes: bytes)
+        }
         freed.forEach { $0.deallocate() }
     }
 
@@ -80,6 +94,8 @@ public enum TensorBufferCache {
         var kept: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
         var keptBytes = 0
         var limit = 4 << 30
+        /// Bytes of large buffers handed out and not yet released, and the most there have been.
+        var inUseBytes = 0, peakBytes = 0
 
         /// Removes and returns the smallest kept buffer of `bytes` to `bytes + bytes/8`.
         func take(bytes: Int) -> (UnsafeMutableRawPointer, Int)? {
@@ -90,7 +106,19 @@ public enum TensorBufferCache {
             guard let best else { return nil }
             let entry = kept.remove(at: best)
             keptBytes -= entry.bytes
+            inUseBytes += entry.bytes
             return (entry.pointer, entry.bytes)
+        }
+
+        /// What kept plus in use may reach: the peak of what has been in use, and a quarter more.
+        var bound: Int { peakBytes + peakBytes / 4 }
+
+        /// Counts a new buffer of `bytes` as in use, returning the kept buffers to free so that
+        /// kept plus in use stays within `bound`.
+        func admit(bytes: Int) -> [UnsafeMutableRawPointer] {
+            inUseBytes += bytes
+            peakBytes = max(peakBytes, inUseBytes)
+            return evict(bytes: keptBytes + inUseBytes - bound)
         }
 
         /// Keeps `pointer`, returning what must be freed to stay within the limit (`pointer`
