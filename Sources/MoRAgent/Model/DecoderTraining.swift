@@ -294,7 +294,10 @@ extension Decoder {
             tape.adapter?.backward(layer: layerIndex, kind: .down, input: act.pointer, inputStride: inter, outputGradient: dx.pointer,
                                    outputGradientStride: width, inputGradient: dAct.pointer, inputGradientStride: inter, rows: n)
             Kernels.siluMultiplyBackward(rows: n, gateUp: t.gateUp.pointer, outputGradient: dAct.pointer, gateUpGradient: dGateUp.pointer, width: inter)
-            Kernels.rmsNorm(t.middle.pointer, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+            // gate/up's input, for their weights' gradients alone (as `act` for down's).
+            if lb != nil || tape.adapter.map({ $0.adapts(layer: layerIndex, kind: .gate) || $0.adapts(layer: layerIndex, kind: .up) }) == true {
+                Kernels.rmsNorm(t.middle.pointer, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
+            }
             BLAS.gemm(transposeA: false, transposeB: false, m: n, n: width, k: 2 * inter, a: dGateUp.pointer, lda: 2 * inter,
                       b: layer.gateUp.pointer, ldb: width, c: dh.pointer, ldc: width)
             if let lb {
