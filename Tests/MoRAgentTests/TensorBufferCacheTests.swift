@@ -43,7 +43,8 @@ final class TensorBufferCacheTests: XCTestCase {
             XCTAssertEqual(TensorBufferCache.keptBytes, 0, "a request within an eighth takes the kept buffer")
         }
         XCTAssertEqual(TensorBufferCache.keptBytes, large * 4, "the recycled buffer goes back at its full size")
-        // Peak: other + 4·large bytes; this miss brings kept + in use to other + 4·large + 12·large.
+        // A miss of 3·large floats (12·large bytes): the peak becomes other + 12·large bytes, and
+        // kept + in use would be other + 4·large + 12·large.
         let peak = other + 12 * large, bound = peak + peak / 4
         withExtendedLifetime(Tensor(uninitialized: [3 * large])) {
             let expected = other + 16 * large > bound ? 0 : large * 4
