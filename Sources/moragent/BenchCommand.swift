@@ -23,6 +23,11 @@ struct BenchForwardCommand: ParsableCommand {
     @Option(help: "Comma list of workloads to skip: prefill,decode.") var skip = ""
     @Option(help: "Comma list of decode batch sizes.") var batches = "1,8"
 
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
     func run() throws {
         let decoder: Decoder
         var name: String

@@ -14,6 +14,11 @@ struct BenchRouteCommand: ParsableCommand {
     @Option(help: "Timed repetitions (median reported).") var repeats = 3
     @Option(help: "OpenBLAS threads.") var threads = 2
 
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
     func run() throws {
         let engine: Engine
         if let model {

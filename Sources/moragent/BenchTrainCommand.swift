@@ -20,6 +20,13 @@ struct BenchTrainCommand: ParsableCommand {
     @Flag(help: "Keep only each layer's input and recompute the rest in the backward.") var recompute = false
     @Flag(help: "One pass over the whole batch on OpenBLAS's threads instead of two halves on two threads.") var wholeBatch = false
 
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard length >= 2 else { throw ValidationError("--length must be at least 2 (a sequence of one token has no next token to predict)") }
+    }
+
     func run() throws {
         let decoder: Decoder
         if let model { decoder = try Decoder(folder: model) }

@@ -115,8 +115,7 @@ public final class Decoder: @unchecked Sendable {
         for (layerIndex, layer) in weights.layers.enumerated() {
             // Attention block: x += o_proj(attn(rope(qkv(norm(x))))).
             Kernels.rmsNorm(x, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h)
-            BLAS.linear(h, rows: n, inFeatures: width, weight: layer.qkv.pointer, outFeatures: qkvWidth, into: qkv)
-            if let b = layer.qkvBias { for r in 0..<n { Kernels.add(b.pointer, into: qkv + r * qkvWidth, count: qkvWidth) } }
+            BLAS.linear(h, rows: n, inFeatures: width, weight: layer.qkv.pointer, bias: layer.qkvBias?.pointer, outFeatures: qkvWidth, into: qkv)
             if let adapter {
                 for kind in [ProjectionKind.q, .k, .v] {
                     let columns = layer.slice(of: kind, config: c).rows
@@ -151,8 +150,7 @@ public final class Decoder: @unchecked Sendable {
 
             // MLP block: x += down(silu(gate(norm(x))) ⊙ up(norm(x))).
             Kernels.rmsNorm(x, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h)
-            BLAS.linear(h, rows: n, inFeatures: width, weight: layer.gateUp.pointer, outFeatures: 2 * inter, into: gateUp)
-            if let b = layer.gateUpBias { for r in 0..<n { Kernels.add(b.pointer, into: gateUp + r * 2 * inter, count: 2 * inter) } }
+            BLAS.linear(h, rows: n, inFeatures: width, weight: layer.gateUp.pointer, bias: layer.gateUpBias?.pointer, outFeatures: 2 * inter, into: gateUp)
             if let adapter {
                 adapter.addDelta(layer: layerIndex, kind: .gate, input: h, inputStride: width, output: gateUp, outputStride: 2 * inter, rows: n)
                 adapter.addDelta(layer: layerIndex, kind: .up, input: h, inputStride: width, output: gateUp + inter, outputStride: 2 * inter, rows: n)

@@ -179,8 +179,7 @@ extension Decoder {
         let width = c.hiddenSize, qkvWidth = c.qkvWidth, hd = c.headCount * c.headDimension, inter = c.intermediateSize, half = c.headDimension / 2
         let qkv = a.qkv.pointer, attention = a.attention.pointer, middle = a.middle.pointer, gateUp = a.gateUp.pointer
         Kernels.rmsNorm(x.pointer, rows: n, columns: width, weight: layer.inputNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
-        BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.qkv.pointer, outFeatures: qkvWidth, into: qkv)
-        if let b = layer.qkvBias { for r in 0..<n { Kernels.add(b.pointer, into: qkv + r * qkvWidth, count: qkvWidth) } }
+        BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.qkv.pointer, bias: layer.qkvBias?.pointer, outFeatures: qkvWidth, into: qkv)
         if let adapter {
             for kind in [ProjectionKind.q, .k, .v] {
                 adapter.delta(pass, layer: layerIndex, kind: kind, input: h.pointer, inputStride: width,
@@ -203,8 +202,7 @@ extension Decoder {
         if let b = layer.outputBias { for r in 0..<n { Kernels.add(b.pointer, into: middle + r * width, count: width) } }
         adapter?.delta(pass, layer: layerIndex, kind: .o, input: attention, inputStride: hd, output: middle, outputStride: width, rows: n)
         Kernels.rmsNorm(middle, rows: n, columns: width, weight: layer.postAttentionNorm.pointer, eps: c.rmsNormEps, into: h.pointer)
-        BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.gateUp.pointer, outFeatures: 2 * inter, into: gateUp)
-        if let b = layer.gateUpBias { for r in 0..<n { Kernels.add(b.pointer, into: gateUp + r * 2 * inter, count: 2 * inter) } }
+        BLAS.linear(h.pointer, rows: n, inFeatures: width, weight: layer.gateUp.pointer, bias: layer.gateUpBias?.pointer, outFeatures: 2 * inter, into: gateUp)
         if let adapter {
             adapter.delta(pass, layer: layerIndex, kind: .gate, input: h.pointer, inputStride: width, output: gateUp, outputStride: 2 * inter, rows: n)
             adapter.delta(pass, layer: layerIndex, kind: .up, input: h.pointer, inputStride: width, output: gateUp + inter, outputStride: 2 * inter, rows: n)

@@ -14,6 +14,17 @@ public enum BLAS {
                accumulate: accumulate)
     }
 
+    /// `y[M, N] = x[M, K] · W[N, K]ᵀ + bias[N]` (no bias: `linear`). The bias is written into
+    /// `y` first and the product added onto it (`beta = 1`): one pass over `y` instead of
+    /// OpenBLAS zeroing it for `beta = 0` and a second pass adding the bias.
+    public static func linear(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int,
+                              weight w: UnsafePointer<Float>, bias: UnsafePointer<Float>?, outFeatures n: Int,
+                              into y: UnsafeMutablePointer<Float>) {
+        guard let bias else { return linear(x, rows: m, inFeatures: k, weight: w, outFeatures: n, into: y) }
+        for r in 0..<m { (y + r * n).update(from: bias, count: n) }
+        linear(x, rows: m, inFeatures: k, weight: w, outFeatures: n, into: y, accumulate: true)
+    }
+
     /// `linear` with explicit row strides for `x` and `y` (to read or write column slices).
     public static func linear(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, xStride: Int,
                               weight w: UnsafePointer<Float>, outFeatures n: Int,

@@ -102,6 +102,28 @@ def test_generation_matches_the_swift_command_line_tool(engine, options):
     assert out.entropies == pytest.approx(swift["entropies"], abs=1e-5)
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "--repeats", "0"], "--repeats must be at least 1"),
+    (["train", "--length", "1"], "--length must be at least 2"),
+    (["train", "--batch", "0"], "--batch must be at least 1"),
+    (["forward", "--threads", "0"], "--threads must be at least 1"),
+    (["route", "--repeats", "0"], "--repeats must be at least 1"),
+])
+def test_bench_rejects_counts_it_cannot_time(arguments, message):
+    # `bench train --repeats 0` used to crash taking the median of no timings.
+    run = subprocess.run([_cli(), "bench", *arguments, "--shape", "tiny"], capture_output=True, text=True)
+    assert run.returncode == 64, run.stderr
+    assert message in run.stderr
+
+
+def test_bench_train_times_a_small_step():
+    run = subprocess.run([_cli(), "bench", "train", "--shape", "tiny", "--repeats", "1", "--batch", "2", "--length", "8"],
+                         check=True, capture_output=True, text=True)
+    result = json.loads(run.stdout)
+    assert result["halves"] == 2 and result["batch"] == 2 and result["length"] == 8
+    assert result["train_tokens_per_s"] > 0 and result["last_loss"] > 0
+
+
 def test_the_seed_decides_sampled_tokens(engine):
     def run(seed):
         return engine.generate("go to", max_new_tokens=16, temperature=1.0, seed=seed, ignore_eos=True).ids
