@@ -60,7 +60,7 @@ struct BenchTrainCommand: ParsableCommand {
                 return (loss: l, tapeBytes: tape.byteCount)
             }
             if shards.count > 1 {
-                for (sum, half) in zip(pairs[0], pairs[1]) { Kernels.add(half.gradient.pointer, into: sum.gradient.pointer, count: sum.gradient.count) }
+                BatchHalves.addGradients(pairs[1].map(\.gradient), into: pairs[0].map(\.gradient))
             }
             try optimizer.step()
             loss = results.reduce(0) { $0 + $1.loss }

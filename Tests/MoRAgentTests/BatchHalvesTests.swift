@@ -29,4 +29,13 @@ final class BatchHalvesTests: XCTestCase {
             XCTAssertEqual(BLAS.threads, threads)
         }
     }
+
+    func testAddGradientsSumsTensorByTensor() {
+        let sums = [Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6]), Tensor(shape: [9], values: (0..<9).map(Float.init))]
+        let halves = [Tensor(shape: [2, 3], values: [10, 20, 30, 40, 50, 60]), Tensor(shape: [9], values: Array(repeating: 0.5, count: 9))]
+        BatchHalves.addGradients(halves, into: sums)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: sums[0].pointer, count: 6)), [11, 22, 33, 44, 55, 66])
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: sums[1].pointer, count: 9)), (0..<9).map { Float($0) + 0.5 })
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: halves[0].pointer, count: 6)), [10, 20, 30, 40, 50, 60], "the halves are read only")
+    }
 }

@@ -278,9 +278,7 @@ public final class PolicyTrainer {
             }
             try afterPass()
         }
-        for (sum, half) in zip(halfGradients[0].tensors, halfGradients[1].tensors) {
-            Kernels.add(half.pointer, into: sum.pointer, count: sum.count)
-        }
+        BatchHalves.addGradients(halfGradients[1].tensors, into: halfGradients[0].tensors)
         if let router = phaseRouter, let gradients = routerGradients {
             try routerBackward(router, gradients, items: items, weightGradients: weightGradients, stats: &stats)
         }

@@ -239,9 +239,7 @@ public final class BaseModelPretrainer {
         }
         let loss = losses.reduce(0, +)
         if shards.count > 1 {
-            for (sum, half) in zip(parameters, halfGradients.parameterPairs(decoder.weights)) {
-                Kernels.add(half.gradient.pointer, into: sum.gradient.pointer, count: sum.gradient.count)
-            }
+            BatchHalves.addGradients(halfGradients.parameterPairs(decoder.weights).map(\.gradient), into: parameters.map(\.gradient))
         }
         let norm = GradientClipping.clip(parameters.map(\.gradient), maxNorm: c.clipNorm)
         guard norm.isFinite else { throw MoRAgentError.invalidArgument("the gradients of step \(stepCount + 1) are not finite; the step was skipped") }

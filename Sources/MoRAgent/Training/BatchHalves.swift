@@ -30,6 +30,13 @@ public enum BatchHalves {
         return parts.map { $0.sorted() }
     }
 
+    /// Adds the second half's gradients into the first's (`sums[i] += halves[i]`, tensor by
+    /// tensor, always in this order): the sum a step's optimiser then reads.
+    public static func addGradients(_ halves: [Tensor], into sums: [Tensor]) {
+        precondition(halves.count == sums.count && zip(halves, sums).allSatisfy { $0.count == $1.count }, "gradient lists differ")
+        for (half, sum) in zip(halves, sums) { Kernels.add(half.pointer, into: sum.pointer, count: sum.count) }
+    }
+
     /// `body(0..<count)`'s results in order. With `count` 2 and a thread budget (`BLAS.threads`)
     /// above one, the two calls run on two threads with `BLAS.threads` set to 1 for their
     /// duration (and restored after); otherwise one after the other on the calling thread. The

@@ -204,9 +204,7 @@ public final class MixtureOfRolesTrainer {
             if shards.count > 1 { halfGradients.zero() }
             _ = try BatchHalves.run(shards.count) { i in try decoder.backward(forwards[i].tape, hiddenGradient: forwards[i].hiddenGradient) }
             if shards.count > 1 {
-                for (sum, half) in zip(gradients.parameterPairs(mixture), halfGradients.parameterPairs(mixture)) {
-                    Kernels.add(half.gradient.pointer, into: sum.gradient.pointer, count: sum.gradient.count)
-                }
+                BatchHalves.addGradients(halfGradients.parameterPairs(mixture).map(\.gradient), into: gradients.parameterPairs(mixture).map(\.gradient))
             }
         }
         return (forwards.reduce(0) { $0 + $1.ce }, adapters[0].loadBalancingLoss, count)
