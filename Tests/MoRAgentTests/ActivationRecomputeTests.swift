@@ -125,13 +125,13 @@ final class ActivationRecomputeTests: XCTestCase {
         XCTAssertEqual(results[1], results[0])
     }
 
-    /// Per layer and row the tape keeps `C` floats instead of `2C + 2(H+KVH)·D + 2I`, plus
+    /// Per layer and row the tape keeps `C` floats instead of `2C + 2(H+KVH)·D + H + 2I`, plus
     /// `final` and `hidden` (`C` each) in both modes.
     func testRecomputeTapeHoldsOnlyLayerInputs() throws {
         let d = Decoder(weights: DecoderWeights.random(config: Self.config, seed: 1))
         let c = Self.config, n = sequences.reduce(0) { $0 + $1.count }, f = MemoryLayout<Float>.stride
         let store = try d.trainingForward(sequences), recompute = try d.trainingForward(sequences, activationMemory: .recompute)
-        let perLayer = 2 * c.hiddenSize + 2 * (c.headCount + c.keyValueHeadCount) * c.headDimension + 2 * c.intermediateSize
+        let perLayer = 2 * c.hiddenSize + 2 * (c.headCount + c.keyValueHeadCount) * c.headDimension + c.headCount + 2 * c.intermediateSize
         XCTAssertEqual(store.byteCount, n * (c.layerCount * perLayer + 2 * c.hiddenSize) * f)
         XCTAssertEqual(recompute.byteCount, n * (c.layerCount + 2) * c.hiddenSize * f)
         XCTAssertEqual(recompute.hidden.values, store.hidden.values)

@@ -115,8 +115,10 @@ final class GradientTests: XCTestCase {
     }
 
     /// The blocked attention backward (query blocks of `Attention.queryBlock`, keys up to each
-    /// block's last position) against the dense gradient computed in Double, over three blocks
-    /// with and without a sliding window that cuts into them, GQA heads sharing dK and dV.
+    /// block's last position, probabilities rebuilt from the forward's normalisers) against the
+    /// dense gradient computed in Double, over three blocks with and without a sliding window
+    /// that cuts into them, GQA heads sharing dK and dV; and the forward's normalisers against
+    /// `log Σ e^s` in Double.
     func testBlockedAttentionBackwardMatchesDenseReference() throws {
         for window in [nil, 70] {
             var c = ModelConfig(hiddenSize: 32, intermediateSize: 8, layerCount: 1, headCount: 4, keyValueHeadCount: 2, vocabularySize: 8)
@@ -126,9 +128,17 @@ final class GradientTests: XCTestCase {
             let qkv = (0..<(n * stride)).map { _ in g.nextUnitFloat() * 2 - 1 }
             let dOut = (0..<(n * hd)).map { _ in g.nextUnitFloat() * 2 - 1 }
             var dQKV = [Float](repeating: 0, count: n * stride)
+            var output = [Float](repeating: 0, count: n * hd), logSumExp = [Float](repeating: 0, count: n * c.headCount)
+            var scores = [Float](repeating: 0, count: Attention.scoreCapacity(n: n, length: n))
             qkv.withUnsafeBufferPointer { q in
+                let q = q.baseAddress!
+                Attention.forward(config: c, queries: q, qStride: stride, count: n, firstPosition: 0, keys: q + hd, values: q + hd + c.keyValueWidth,
+                                  kvStride: stride, scores: &scores, into: &output, outStride: hd, logSumExp: &logSumExp)
                 dOut.withUnsafeBufferPointer { o in
-                    dQKV.withUnsafeMutableBufferPointer { Attention.backward(config: c, qkv: q.baseAddress!, ranges: [0..<n], outputGradient: o.baseAddress!, qkvGradient: $0.baseAddress!) }
+                    dQKV.withUnsafeMutableBufferPointer {
+                        Attention.backward(config: c, qkv: q, ranges: [0..<n], output: output, logSumExp: logSumExp, outputGradient: o.baseAddress!,
+                                           qkvGradient: $0.baseAddress!)
+                    }
                 }
             }
             var reference = [Double](repeating: 0, count: n * stride)
@@ -140,6 +150,8 @@ final class GradientTests: XCTestCase {
                     let keys = Attention.windowStart(position: i, config: c)...i
                     let s = keys.map { j in (0..<d).reduce(0.0) { $0 + Double(qkv[i * stride + qo + $1]) * Double(qkv[j * stride + ko + $1]) } * scale }
                     let top = s.max()!, e = s.map { exp($0 - top) }, total = e.reduce(0, +), p = e.map { $0 / total }
+                    XCTAssertEqual(Double(logSumExp[i * c.headCount + h]), top + log(total), accuracy: 1e-5 * max(1, abs(top + log(total))),
+                                   "normaliser of row \(i), head \(h)")
                     let dp = keys.map { j in (0..<d).reduce(0.0) { $0 + Double(dOut[i * hd + qo + $1]) * Double(qkv[j * stride + vo + $1]) } }
                     let sum = zip(p, dp).reduce(0.0) { $0 + $1.0 * $1.1 }
                     for (t, j) in keys.enumerated() {

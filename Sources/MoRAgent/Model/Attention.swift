@@ -25,9 +25,13 @@ enum Attention {
     /// - `keys`, `values`: `[L, KVH·D]` for this layer, rotated keys, rows `kvStride` apart
     ///   (`KVH·D` in a cache; the fused q/k/v row width when read in place during training).
     /// - `scores`: scratch of at least `scoreCapacity(n:length:)` floats.
+    /// - `logSumExp`: when given, `[n, H]`: each query row's and head's softmax normaliser
+    ///   `log Σ_j e^(s_j)` over the keys it sees, which `backward` turns scores back into
+    ///   probabilities with (training keeps it; inference passes nil).
     static func forward(config c: ModelConfig, queries q: UnsafePointer<Float>, qStride: Int, count n: Int,
                         firstPosition l0: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvStride: Int? = nil,
-                        scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, outStride: Int) {
+                        scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, outStride: Int,
+                        logSumExp: UnsafeMutablePointer<Float>? = nil) {
         let kvw = kvStride ?? c.keyValueWidth
         let perHead = min(n, queryBlock) * (l0 + n)
         let saved = BLAS.threads
@@ -38,13 +42,13 @@ enum Attention {
                 let heads = part == 0 ? 0..<(c.headCount / 2) : (c.headCount / 2)..<c.headCount
                 for h in heads {
                     head(h, config: c, queries: q, qStride: qStride, count: n, firstPosition: l0, keys: keys, values: values,
-                         kvStride: kvw, scores: scores + part * perHead, into: out, outStride: outStride)
+                         kvStride: kvw, scores: scores + part * perHead, into: out, outStride: outStride, logSumExp: logSumExp)
                 }
             }
         } else {
             for h in 0..<c.headCount {
                 head(h, config: c, queries: q, qStride: qStride, count: n, firstPosition: l0, keys: keys, values: values,
-                     kvStride: kvw, scores: scores, into: out, outStride: outStride)
+                     kvStride: kvw, scores: scores, into: out, outStride: outStride, logSumExp: logSumExp)
             }
         }
     }
@@ -55,15 +59,17 @@ enum Attention {
     /// One query head `h`.
     private static func head(_ h: Int, config c: ModelConfig, queries q: UnsafePointer<Float>, qStride: Int, count n: Int,
                              firstPosition l0: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvStride kvw: Int,
-                             scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, outStride: Int) {
-        let d = c.headDimension
+                             scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, outStride: Int,
+                             logSumExp: UnsafeMutablePointer<Float>?) {
+        let d = c.headDimension, heads = c.headCount
         let g = h / (c.headCount / c.keyValueHeadCount)
         let scale = 1 / Float(d).squareRoot()
         let kg = keys + g * d, vg = values + g * d
         if n == 1 {
             let length = l0 + 1, lo = windowStart(position: l0, config: c)
             BLAS.gemv(transpose: false, rows: length - lo, columns: d, alpha: scale, a: kg + lo * kvw, lda: kvw, x: q + h * d, y: scores)
-            Kernels.softmax(scores, count: length - lo)
+            let normalizer = Kernels.softmax(scores, count: length - lo)
+            logSumExp?[h] = normalizer
             BLAS.gemv(transpose: true, rows: length - lo, columns: d, a: vg + lo * kvw, lda: kvw, x: scores, y: out + h * d)
             return
         }
@@ -79,7 +85,8 @@ enum Attention {
                 let row = scores + i * span
                 let first = windowStart(position: l0 + i0 + i, config: c) - lo, end = l0 + i0 + i + 1 - lo
                 if first > 0 { row.update(repeating: 0, count: first) }
-                Kernels.softmax(row + first, count: end - first)
+                let normalizer = Kernels.softmax(row + first, count: end - first)
+                logSumExp?[(i0 + i) * heads + h] = normalizer
                 if end < span { (row + end).update(repeating: 0, count: span - end) }
             }
             BLAS.gemm(transposeA: false, transposeB: false, m: m, n: d, k: span,
@@ -89,28 +96,31 @@ enum Attention {
     }
 
     /// Floats of scratch one thread of `backward` needs for sequences of up to `length` tokens.
-    static func backwardScratch(length: Int) -> Int { 2 * min(length, queryBlock) * length }
+    static func backwardScratch(length: Int) -> Int { 2 * min(length, queryBlock) * length + length }
 
     /// Gradients of causal attention over one whole sequence (positions `0..<n`, keys and values
     /// read from the fused rows `qkv[n, (H+2·KVH)·D]`) for the query heads of key/value group `g`,
-    /// given `outputGradient[n, H·D]`; adds `dQ`, `dK`, `dV` into `qkvGradient` (same layout as
-    /// `qkv`). Probabilities are recomputed, a block of query rows `i0..<i1` at a time against the
-    /// keys `lo..<i1` it may see (as in `forward`; the products skip the blocks above the
-    /// diagonal and the softmax and its gradient run over visible keys alone):
-    /// `P = softmax(Q Kᵀ/√D)`, `dV += Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`,
-    /// `dQ = dS K/√D`, `dK += dSᵀ Q/√D`; a group's heads add into its shared dK and dV.
-    /// `scratch` holds `backwardScratch(length: n)` floats.
-    static func backward(config c: ModelConfig, qkv: UnsafePointer<Float>, count n: Int,
-                         outputGradient dOut: UnsafePointer<Float>, qkvGradient dQKV: UnsafeMutablePointer<Float>,
-                         group g: Int, scratch: UnsafeMutablePointer<Float>) {
-        let d = c.headDimension, hd = c.headCount * d, stride = c.qkvWidth
+    /// given the forward's output `output[n, H·D]` and normalisers `logSumExp[n, H]` and the
+    /// output gradient `outputGradient[n, H·D]`; adds `dQ`, `dK`, `dV` into `qkvGradient` (same
+    /// layout as `qkv`). A block of query rows `i0..<i1` at a time against the keys `lo..<i1` it
+    /// may see (as in `forward`; the products skip the blocks above the diagonal):
+    /// `P = exp(Q Kᵀ/√D − L)`, `dV += Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − δ)`, `dQ = dS K/√D`,
+    /// `dK += dSᵀ Q/√D`; a group's heads add into its shared dK and dV. `δ_i = Σ_j P_ij dP_ij`
+    /// equals `dO_i · O_i` (as `O_i = Σ_j P_ij V_j`), so with the forward's `L` and `O` each
+    /// row of probabilities and score gradients is one pass (FlashAttention-2's backward, Dao
+    /// 2023, §3.1) instead of a softmax's three. `scratch` holds `backwardScratch(length: n)` floats.
+    static func backward(config c: ModelConfig, qkv: UnsafePointer<Float>, count n: Int, output: UnsafePointer<Float>,
+                         logSumExp: UnsafePointer<Float>, outputGradient dOut: UnsafePointer<Float>,
+                         qkvGradient dQKV: UnsafeMutablePointer<Float>, group g: Int, scratch: UnsafeMutablePointer<Float>) {
+        let d = c.headDimension, hd = c.headCount * d, stride = c.qkvWidth, heads = c.headCount
         let perGroup = c.headCount / c.keyValueHeadCount, scale = 1 / Float(d).squareRoot()
         let block = min(n, queryBlock)
-        let p = scratch, dp = scratch + block * n                       // P, dP then dS: [m, span] each
+        let p = scratch, dp = scratch + block * n, delta = scratch + 2 * block * n  // P, dP then dS: [m, span] each; δ: [n]
         let k = qkv + hd + g * d, v = k + c.keyValueWidth
         let dk = dQKV + hd + g * d, dv = dk + c.keyValueWidth
         for h in (g * perGroup)..<((g + 1) * perGroup) {
             let q = qkv + h * d, dq = dQKV + h * d, dO = dOut + h * d
+            for i in 0..<n { delta[i] = Kernels.dot(dO + i * hd, output + i * hd + h * d, count: d) }
             var i0 = 0
             while i0 < n {
                 let i1 = min(n, i0 + block), m = i1 - i0
@@ -125,7 +135,8 @@ enum Attention {
                     let first = windowStart(position: i0 + i, config: c) - lo, end = i0 + i + 1 - lo
                     if first > 0 { pr.update(repeating: 0, count: first); dr.update(repeating: 0, count: first) }
                     if end < span { (pr + end).update(repeating: 0, count: span - end); (dr + end).update(repeating: 0, count: span - end) }
-                    Kernels.softmaxWithBackward(pr + first, outputGradient: dr + first, count: end - first)
+                    Kernels.softmaxBackward(scores: pr + first, logSumExp: logSumExp[(i0 + i) * heads + h],
+                                            outputGradient: dr + first, outputDot: delta[i0 + i], count: end - first)
                 }
                 BLAS.gemm(transposeA: true, transposeB: false, m: span, n: d, k: m, a: p, lda: span, b: dO + i0 * hd, ldb: hd,
                           beta: 1, c: dv + lo * stride, ldc: stride)
@@ -138,13 +149,15 @@ enum Attention {
         }
     }
 
-    /// `backward` for every sequence of a packed batch (rows `ranges` of `qkv`, `outputGradient`,
-    /// `qkvGradient`), with the (sequence, key/value group) pieces shared by two threads calling
-    /// single-threaded BLAS when `BLAS.threads` allows more than one: the pieces write disjoint
-    /// parts of the gradient (a group's heads are the only writers of its dK and dV), and the
-    /// per-head products are too small for OpenBLAS's own threads to pay (as in `forward`).
-    static func backward(config c: ModelConfig, qkv: UnsafePointer<Float>, ranges: [Range<Int>],
-                         outputGradient dOut: UnsafePointer<Float>, qkvGradient dQKV: UnsafeMutablePointer<Float>) {
+    /// `backward` for every sequence of a packed batch (rows `ranges` of `qkv`, `output`,
+    /// `logSumExp`, `outputGradient`, `qkvGradient`), with the (sequence, key/value group) pieces
+    /// shared by two threads calling single-threaded BLAS when `BLAS.threads` allows more than
+    /// one: the pieces write disjoint parts of the gradient (a group's heads are the only writers
+    /// of its dK and dV), and the per-head products are too small for OpenBLAS's own threads to
+    /// pay (as in `forward`).
+    static func backward(config c: ModelConfig, qkv: UnsafePointer<Float>, ranges: [Range<Int>], output: UnsafePointer<Float>,
+                         logSumExp: UnsafePointer<Float>, outputGradient dOut: UnsafePointer<Float>,
+                         qkvGradient dQKV: UnsafeMutablePointer<Float>) {
         let hd = c.headCount * c.headDimension, stride = c.qkvWidth
         let pieces = ranges.flatMap { r in (0..<c.keyValueHeadCount).map { (r, $0) } }
         let perThread = backwardScratch(length: ranges.map(\.count).max() ?? 0)
@@ -156,8 +169,10 @@ enum Attention {
         let parts = saved > 1 ? 2 : 1
         let work = { (part: Int) in
             for (i, (range, g)) in pieces.enumerated() where i % parts == part {
-                backward(config: c, qkv: qkv + range.lowerBound * stride, count: range.count, outputGradient: dOut + range.lowerBound * hd,
-                         qkvGradient: dQKV + range.lowerBound * stride, group: g, scratch: scratch + part * perThread)
+                let r0 = range.lowerBound
+                backward(config: c, qkv: qkv + r0 * stride, count: range.count, output: output + r0 * hd,
+                         logSumExp: logSumExp + r0 * c.headCount, outputGradient: dOut + r0 * hd,
+                         qkvGradient: dQKV + r0 * stride, group: g, scratch: scratch + part * perThread)
             }
         }
         if parts > 1 { DispatchQueue.concurrentPerform(iterations: parts, execute: work) } else { work(0) }

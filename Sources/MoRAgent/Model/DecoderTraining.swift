@@ -1,13 +1,13 @@
 /// What a training forward keeps for the backward (DESIGN.md §5: store only the activations the
 /// backward needs; recompute where memory says so).
 public enum ActivationMemory: Sendable {
-    /// Keep each layer's input, q/k/v, attention output, post-attention residual and gate/up
-    /// projections: the backward reads them and nothing is computed twice.
+    /// Keep each layer's input, q/k/v, attention output and softmax normalisers, post-attention
+    /// residual and gate/up projections: the backward reads them and nothing is computed twice.
     case store
     /// Keep only each layer's input; the backward recomputes the layer's other activations from
     /// it right before that layer's backward, the adapter replaying the decisions it recorded
     /// (`TrainableAdapter.replayDelta`). Per layer and row that keeps `C` floats instead of
-    /// `2C + 2(H+KVH)·D + 2I` (a fifteenth on Qwen2.5-0.5B's shape), for about one more forward
+    /// `2C + 2(H+KVH)·D + H + 2I` (a fifteenth on Qwen2.5-0.5B's shape), for about one more forward
     /// (without the down projections) per backward. Gradients are bit-identical to `.store`: the
     /// recompute runs the same kernels on the same inputs.
     case recompute
@@ -21,6 +21,8 @@ struct LayerActivations {
     let qkv: Tensor
     /// `[N, H·D]` attention output (the input of o_proj).
     let attention: Tensor
+    /// `[N, H]` each row's and head's attention softmax normaliser (`Attention.forward`).
+    let logSumExp: Tensor
     /// `[N, C]` residual stream after the attention block.
     let middle: Tensor
     /// `[N, 2I]` gate and up projections before SwiGLU.
@@ -30,12 +32,13 @@ struct LayerActivations {
     init(rows n: Int, config c: ModelConfig) {
         qkv = Tensor(uninitialized: [n, c.qkvWidth])
         attention = Tensor(uninitialized: [n, c.headCount * c.headDimension])
+        logSumExp = Tensor(uninitialized: [n, c.headCount])
         middle = Tensor(uninitialized: [n, c.hiddenSize])
         gateUp = Tensor(uninitialized: [n, 2 * c.intermediateSize])
     }
 
     /// Floats held.
-    var count: Int { qkv.count + attention.count + middle.count + gateUp.count }
+    var count: Int { qkv.count + attention.count + logSumExp.count + middle.count + gateUp.count }
 }
 
 /// What a training forward keeps of one layer.
@@ -195,7 +198,8 @@ extension Decoder {
             // Keys and values are read in place from the fused rows (row stride qkvWidth).
             Attention.forward(config: c, queries: base, qStride: qkvWidth, count: range.count, firstPosition: 0,
                               keys: base + hd, values: base + hd + c.keyValueWidth, kvStride: qkvWidth, scores: scores.pointer,
-                              into: attention + range.lowerBound * hd, outStride: hd)
+                              into: attention + range.lowerBound * hd, outStride: hd,
+                              logSumExp: a.logSumExp.pointer + range.lowerBound * c.headCount)
         }
         middle.update(from: x.pointer, count: n * width)
         BLAS.linear(attention, rows: n, inFeatures: hd, weight: layer.output.pointer, outFeatures: width, into: middle, accumulate: true)
@@ -322,7 +326,8 @@ extension Decoder {
             tape.adapter?.backward(layer: layerIndex, kind: .o, input: t.attention.pointer, inputStride: hd, outputGradient: dx.pointer,
                                    outputGradientStride: width, inputGradient: dAttention.pointer, inputGradientStride: hd, rows: n)
             dQKV.pointer.update(repeating: 0, count: n * qkvWidth)
-            Attention.backward(config: c, qkv: t.qkv.pointer, ranges: tape.rowRanges, outputGradient: dAttention.pointer, qkvGradient: dQKV.pointer)
+            Attention.backward(config: c, qkv: t.qkv.pointer, ranges: tape.rowRanges, output: t.attention.pointer, logSumExp: t.logSumExp.pointer,
+                               outputGradient: dAttention.pointer, qkvGradient: dQKV.pointer)
             for r in 0..<n {
                 Kernels.rotaryBackward(dQKV.pointer + r * qkvWidth, heads: c.headCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)
                 Kernels.rotaryBackward(dQKV.pointer + r * qkvWidth + hd, heads: c.keyValueHeadCount, headDimension: c.headDimension, cos: cosines.pointer + r * half, sin: sines.pointer + r * half)

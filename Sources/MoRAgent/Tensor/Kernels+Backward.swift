@@ -67,40 +67,30 @@ extension Kernels {
         }
     }
 
-    /// `softmax` of one row of scores `x[n]` (in place, flushed the same way) and, for the output
-    /// gradient `dy[n]` of those probabilities `p`, the scores' gradient
-    /// `p ⊙ (dy − Σ_j p_j·dy_j)` over `dy` in place. Attention's backward recomputes its
-    /// probabilities and needs both: fused, the row takes three passes instead of five (the
-    /// weighted sum rides along with the exponentials, as `Σ_j e_j·dy_j / Σ_j e_j`).
-    public static func softmaxWithBackward(_ x: UnsafeMutablePointer<Float>, outputGradient dy: UnsafeMutablePointer<Float>, count n: Int) {
-        guard n > 0 else { return }
-        let m = max(x, count: n), vm = V8(repeating: m)
+    /// One row of a softmax's backward from its normaliser: scores `x[n]` become the
+    /// probabilities `p_j = e^(x_j − logSumExp)` and the probabilities' gradient `dy[n]` becomes
+    /// the scores' gradient `p ⊙ (dy − outputDot)`, both in place, where `outputDot` is
+    /// `Σ_j p_j·dy_j` (attention knows it beforehand as `dO·O`). One pass, where recomputing the
+    /// softmax takes three. Probabilities below f32's smallest normal number are zero, as
+    /// `softmax` flushes them (sub-normal operands slow the products that follow).
+    public static func softmaxBackward(scores x: UnsafeMutablePointer<Float>, logSumExp: Float, outputGradient dy: UnsafeMutablePointer<Float>,
+                                       outputDot: Float, count n: Int) {
+        // Below this exponent e^t is sub-normal (log of Float.leastNormalMagnitude).
+        let cutoff: Float = -87.336_54
+        let vl = V8(repeating: logSumExp), vd = V8(repeating: outputDot), vc = V8(repeating: cutoff)
         var i = 0
-        var acc = V8.zero, weighted = V8.zero
         while i + 8 <= n {
-            let e = exp(load(x + i) - vm)
-            store(e, x + i)
-            acc += e
-            weighted += e * load(dy + i)
-            i += 8
-        }
-        var sum = acc.sum(), dot = weighted.sum()
-        while i < n { let e = expf(x[i] - m); x[i] = e; sum += e; dot += e * dy[i]; i += 1 }
-        let inv = 1 / sum, s = dot * inv
-        let vinv = V8(repeating: inv), vs = V8(repeating: s), smallest = V8(repeating: Float.leastNormalMagnitude)
-        i = 0
-        while i + 8 <= n {
-            var p = load(x + i) * vinv
-            p.replace(with: 0, where: p .< smallest)
+            let t = load(x + i) - vl
+            var p = exp(t)
+            p.replace(with: 0, where: t .< vc)
             store(p, x + i)
-            store(p * (load(dy + i) - vs), dy + i)
+            store(p * (load(dy + i) - vd), dy + i)
             i += 8
         }
         while i < n {
-            var p = x[i] * inv
-            if p < Float.leastNormalMagnitude { p = 0 }
+            let t = x[i] - logSumExp, p = t < cutoff ? 0 : expf(t)
             x[i] = p
-            dy[i] = p * (dy[i] - s)
+            dy[i] = p * (dy[i] - outputDot)
             i += 1
         }
     }
