@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import MoRAgent
 
@@ -39,6 +40,22 @@ final class KernelTests: XCTestCase {
                     XCTAssertEqual(Double(y.pointer[r * n + j]), expected, "row \(r), column \(j)")
                     XCTAssertEqual(unbiased.pointer[r * n + j], plain.pointer[r * n + j])
                 }
+            }
+        }
+    }
+
+    func testExponentiateGivesUnnormalisedSoftmaxWithoutSubnormals() {
+        for n in 1...21 {
+            // Every third value far below the maximum: e^(x − max) would be sub-normal or zero.
+            let x: [Float] = (0..<n).map { (i: Int) -> Float in i % 3 == 2 ? -95 : Float(i % 5) * 0.7 - 1 }
+            var row = x
+            let (sum, logSumExp) = row.withUnsafeMutableBufferPointer { Kernels.exponentiate($0.baseAddress!, count: n) }
+            let m = Double(x.max()!), e = x.map { Foundation.exp(Double($0) - m) }
+            XCTAssertEqual(Double(sum), e.reduce(0, +), accuracy: 1e-6 * Double(n), "n = \(n)")
+            XCTAssertEqual(Double(logSumExp), m + Foundation.log(e.reduce(0, +)), accuracy: 1e-6, "n = \(n)")
+            for (i, v) in row.enumerated() {
+                XCTAssertTrue(v == 0 || v >= Float.leastNormalMagnitude, "n = \(n), value \(i) is sub-normal: \(v)")
+                XCTAssertEqual(Double(v), e[i], accuracy: 1e-6, "n = \(n), value \(i)")
             }
         }
     }

@@ -81,16 +81,23 @@ enum Attention {
             let lo = windowStart(position: l0 + i0, config: c), hi = l0 + i1, span = hi - lo
             BLAS.gemm(transposeA: false, transposeB: true, m: m, n: span, k: d, alpha: scale,
                       a: q + i0 * qStride + h * d, lda: qStride, b: kg + lo * kvw, ldb: kvw, c: scores, ldc: span)
-            for i in 0..<m {
-                let row = scores + i * span
-                let first = windowStart(position: l0 + i0 + i, config: c) - lo, end = l0 + i0 + i + 1 - lo
-                if first > 0 { row.update(repeating: 0, count: first) }
-                let normalizer = Kernels.softmax(row + first, count: end - first)
-                logSumExp?[(i0 + i) * heads + h] = normalizer
-                if end < span { (row + end).update(repeating: 0, count: span - end) }
+            // Rows of e^(s − max); each output row is divided by its sum after P·V (D values
+            // per row instead of the span), the row's normaliser kept when asked.
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: m) { sums in
+                for i in 0..<m {
+                    let row = scores + i * span
+                    let first = windowStart(position: l0 + i0 + i, config: c) - lo, end = l0 + i0 + i + 1 - lo
+                    if first > 0 { row.update(repeating: 0, count: first) }
+                    let (sum, normalizer) = Kernels.exponentiate(row + first, count: end - first)
+                    sums[i] = sum
+                    logSumExp?[(i0 + i) * heads + h] = normalizer
+                    if end < span { (row + end).update(repeating: 0, count: span - end) }
+                }
+                let o = out + i0 * outStride + h * d
+                BLAS.gemm(transposeA: false, transposeB: false, m: m, n: d, k: span,
+                          a: scores, lda: span, b: vg + lo * kvw, ldb: kvw, c: o, ldc: outStride)
+                for i in 0..<m { Kernels.scale(o + i * outStride, by: 1 / sums[i], count: d) }
             }
-            BLAS.gemm(transposeA: false, transposeB: false, m: m, n: d, k: span,
-                      a: scores, lda: span, b: vg + lo * kvw, ldb: kvw, c: out + i0 * outStride + h * d, ldc: outStride)
             i0 = i1
         }
     }

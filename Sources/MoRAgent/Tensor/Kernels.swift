@@ -110,15 +110,9 @@ public enum Kernels {
     @discardableResult
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) -> Float {
         guard n > 0 else { return 0 }
-        let m = max(x, count: n)
-        var i = 0
-        var acc = V8.zero
-        let vm = V8(repeating: m)
-        while i + 8 <= n { let e = exp(load(x + i) - vm); store(e, x + i); acc += e; i += 8 }
-        var sum = acc.sum()
-        while i < n { let e = expf(x[i] - m); x[i] = e; sum += e; i += 1 }
+        let (sum, logSumExp) = exponentiate(x, count: n)
         let inv = 1 / sum, vinv = V8(repeating: inv), smallest = V8(repeating: Float.leastNormalMagnitude)
-        i = 0
+        var i = 0
         while i + 8 <= n {
             var v = load(x + i) * vinv
             v.replace(with: 0, where: v .< smallest)
@@ -126,7 +120,23 @@ public enum Kernels {
             i += 8
         }
         while i < n { let v = x[i] * inv; x[i] = v < Float.leastNormalMagnitude ? 0 : v; i += 1 }
-        return m + logf(sum)
+        return logSumExp
+    }
+
+    /// The unnormalised softmax of one row of `n > 0` logits in place, `x_i ← e^(x_i − max)`,
+    /// returning `Σ_i e^(x_i − max)` and the log of the normaliser `max + log Σ`: what a
+    /// softmax, a cross-entropy gradient or attention (which divides its output rows instead of
+    /// the probabilities) each finish in their own way. Every value is in (0, 1] and none is
+    /// sub-normal (`exp` clamps; the scalar tail flushes).
+    public static func exponentiate(_ x: UnsafeMutablePointer<Float>, count n: Int) -> (sum: Float, logSumExp: Float) {
+        let m = max(x, count: n)
+        var i = 0
+        var acc = V8.zero
+        let vm = V8(repeating: m)
+        while i + 8 <= n { let e = exp(load(x + i) - vm); store(e, x + i); acc += e; i += 8 }
+        var sum = acc.sum()
+        while i < n { let e = expf(x[i] - m); x[i] = e < Float.leastNormalMagnitude ? 0 : e; sum += x[i]; i += 1 }
+        return (sum, m + logf(sum))
     }
 
     /// `(Σ e^(x_i − m), Σ e^(x_i − m)·(x_i − m))` over `n` values: the normaliser and the

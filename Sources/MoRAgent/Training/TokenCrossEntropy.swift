@@ -87,14 +87,9 @@ public enum TokenCrossEntropy {
     static func gradient(logits x: UnsafeMutablePointer<Float>, count n: Int, target: Int, scale: Float) -> Float {
         typealias V8 = SIMD8<Float>
         let logTarget = x[target]
-        let m = Kernels.max(x, count: n), vm = V8(repeating: m)
-        var i = 0
-        var acc = V8.zero
-        while i + 8 <= n { let e = Kernels.exp(Kernels.load(x + i) - vm); Kernels.store(e, x + i); acc += e; i += 8 }
-        var sum = acc.sum()
-        while i < n { let e = expf(x[i] - m); x[i] = e; sum += e; i += 1 }
+        let (sum, logSumExp) = Kernels.exponentiate(x, count: n)
         let factor = scale / sum, vf = V8(repeating: factor), smallest = V8(repeating: Float.leastNormalMagnitude)
-        i = 0
+        var i = 0
         while i + 8 <= n {
             var p = Kernels.load(x + i) * vf
             p.replace(with: 0, where: p .< smallest)
@@ -103,6 +98,6 @@ public enum TokenCrossEntropy {
         }
         while i < n { let p = x[i] * factor; x[i] = p < Float.leastNormalMagnitude ? 0 : p; i += 1 }
         x[target] -= scale
-        return m + logf(sum) - logTarget
+        return logSumExp - logTarget
     }
 }
