@@ -6,7 +6,9 @@ import PackageDescription
 /// the element-wise kernels (`SIMD8<Float>` loops: SwiGLU, softmax, RMSNorm, cross-entropy) run
 /// at the level the whole module is built for. Baseline x86-64 splits each 8-lane operation in
 /// two SSE instructions and has no FMA; built for AVX2 + FMA (`-target-cpu haswell`), a `tiny`
-/// LoRA training step is ~6% faster (alternated runs). As llama.cpp does by default, the
+/// LoRA training step is ~6% faster (alternated runs). `MORAGENT_FMA` tells the kernels they
+/// may fuse products and sums (`Kernels.multiplyAdd`; Swift never does it by itself, and
+/// without the instruction each fused lane is a library call). As llama.cpp does by default, the
 /// library is built for the build machine's CPU when it has AVX2 and FMA; it then needs such a
 /// CPU to run.
 /// `MORAGENT_PORTABLE=1 swift build ...` builds for baseline x86-64, to ship to other machines.
@@ -17,7 +19,7 @@ func vectorFlags() -> [String] {
           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
     let flags = Set(line.split(separator: " ").map(String.init))
     let haswell = ["avx", "avx2", "fma", "bmi1", "bmi2", "abm", "f16c", "movbe", "popcnt", "xsave"]
-    return haswell.allSatisfy(flags.contains) ? ["-target-cpu", "haswell"] : []
+    return haswell.allSatisfy(flags.contains) ? ["-target-cpu", "haswell", "-D", "MORAGENT_FMA"] : []
     #else
     return []
     #endif

@@ -31,13 +31,13 @@ extension Kernels {
             let r = 1 / (meanSquare + eps).squareRoot()
             var acc = V8.zero
             var j = 0
-            while j + 8 <= c { acc += load(weight + j) * load(dyr + j) * load(xr + j); j += 8 }
+            while j + 8 <= c { acc = multiplyAdd(load(weight + j) * load(dyr + j), load(xr + j), acc); j += 8 }
             var s = acc.sum()
             while j < c { s += weight[j] * dyr[j] * xr[j]; j += 1 }
             let k = r * r * r * s / Float(c)
             let vr = V8(repeating: r), vk = V8(repeating: k)
             j = 0
-            while j + 8 <= c { store(load(dxr + j) + vr * load(weight + j) * load(dyr + j) - vk * load(xr + j), dxr + j); j += 8 }
+            while j + 8 <= c { store(multiplyAdd(vr * load(weight + j), load(dyr + j), load(dxr + j)) - vk * load(xr + j), dxr + j); j += 8 }
             while j < c { dxr[j] += r * weight[j] * dyr[j] - k * xr[j]; j += 1 }
             if let dWeight {
                 j = 0

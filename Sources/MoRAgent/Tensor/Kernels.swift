@@ -19,6 +19,18 @@ public enum Kernels {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
     }
 
+    /// `a·b + c`, fused into one FMA when the module is built for a CPU with FMA
+    /// (`MORAGENT_FMA`, set by `Package.swift` beside `-target-cpu haswell`). Swift never
+    /// contracts `a * b + c` itself, and without FMA instructions a fused multiply-add is a
+    /// library call per lane, so portable builds keep the separate multiply and add.
+    @inline(__always) static func multiplyAdd(_ a: V8, _ b: V8, _ c: V8) -> V8 {
+        #if MORAGENT_FMA
+        return c.addingProduct(a, b)
+        #else
+        return a * b + c
+        #endif
+    }
+
     /// `e^x` for eight lanes: Cody–Waite range reduction `x = n·ln2 + r`, then a degree-6 Taylor
     /// polynomial on |r| ≤ ln2/2 (relative error below 2e-7, under f32's own rounding noise in
     /// a softmax). Inputs are clamped to f32's finite exponent range.
@@ -26,23 +38,26 @@ public enum Kernels {
     /// Rounding and the float→int conversion use the 1.5·2²³ "magic number": adding it leaves
     /// round-to-nearest(x) in the low mantissa bits. Swift's generic `SIMD8<Int32>(_:)` and
     /// `rounded()` are not vectorised and cost more than the rest of the kernel together.
+    /// Products and sums go through `multiplyAdd` (one FMA each where the build has FMA): the
+    /// kernel is bound by its multiplies and adds, and the softmax rows of attention and of the
+    /// loss, and SwiGLU, all run through it.
     @inline(__always) static func exp(_ x: V8) -> V8 {
         let magic = V8(repeating: 0x1.8p23)
         var clamped = x
         let lo = V8(repeating: -87.3), hi = V8(repeating: 88.7)
         clamped.replace(with: lo, where: clamped .< lo)
         clamped.replace(with: hi, where: clamped .> hi)
-        let shifted = clamped * 1.442_695_04 + magic
+        let shifted = multiplyAdd(clamped, V8(repeating: 1.442_695_04), magic)
         let n = shifted - magic
-        var r = clamped - n * 0.693_359_375
-        r = r - n * -2.121_944_4e-4
+        var r = multiplyAdd(n, V8(repeating: -0.693_359_375), clamped)
+        r = multiplyAdd(n, V8(repeating: 2.121_944_4e-4), r)
         var p = V8(repeating: 1.0 / 720)
-        p = p * r + 1.0 / 120
-        p = p * r + 1.0 / 24
-        p = p * r + 1.0 / 6
-        p = p * r + 0.5
-        p = p * r + 1
-        p = p * r + 1
+        p = multiplyAdd(p, r, V8(repeating: 1.0 / 120))
+        p = multiplyAdd(p, r, V8(repeating: 1.0 / 24))
+        p = multiplyAdd(p, r, V8(repeating: 1.0 / 6))
+        p = multiplyAdd(p, r, V8(repeating: 0.5))
+        p = multiplyAdd(p, r, V8(repeating: 1))
+        p = multiplyAdd(p, r, V8(repeating: 1))
         let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
         let bits = (integer &+ 127) &<< 23
         return p * unsafeBitCast(bits, to: V8.self)
@@ -59,7 +74,7 @@ public enum Kernels {
     public static func addScaled(_ x: UnsafePointer<Float>, scale a: Float, into y: UnsafeMutablePointer<Float>, count n: Int) {
         var i = 0
         let va = V8(repeating: a)
-        while i + 8 <= n { store(load(y + i) + va * load(x + i), y + i); i += 8 }
+        while i + 8 <= n { store(multiplyAdd(va, load(x + i), load(y + i)), y + i); i += 8 }
         while i < n { y[i] += a * x[i]; i += 1 }
     }
 
@@ -77,7 +92,7 @@ public enum Kernels {
             let xr = x + r * c, yr = out + r * c
             var acc = V8.zero
             var i = 0
-            while i + 8 <= c { let v = load(xr + i); acc += v * v; i += 8 }
+            while i + 8 <= c { let v = load(xr + i); acc = multiplyAdd(v, v, acc); i += 8 }
             var sum = acc.sum()
             while i < c { sum += xr[i] * xr[i]; i += 1 }
             let inv = 1 / (sum / Float(c) + eps).squareRoot()
@@ -216,7 +231,7 @@ public enum Kernels {
     public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) -> Float {
         var i = 0
         var acc = V8.zero
-        while i + 8 <= n { acc += load(x + i) * load(y + i); i += 8 }
+        while i + 8 <= n { acc = multiplyAdd(load(x + i), load(y + i), acc); i += 8 }
         var s = acc.sum()
         while i < n { s += x[i] * y[i]; i += 1 }
         return s
