@@ -211,4 +211,29 @@ final class GradientTests: XCTestCase {
         let empty = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: [-1, -1, -1], lmHead: d.weights.lmHead)
         XCTAssertEqual(empty.count, 0)
     }
+
+    /// A tape's backward runs once (it writes gate/up gradients over the kept projections): a
+    /// second call throws and leaves the gradients of the first as they were; a rejected first
+    /// call (a hidden gradient of the wrong shape) does not use the tape up.
+    func testBackwardRunsOncePerTape() throws {
+        let d = Decoder(weights: DecoderWeights.random(config: Self.config, seed: 1))
+        let experts = try ExpertSet(model: Self.config, count: 1, configuration: LoRAConfiguration(rank: 4, alpha: 8, targetModules: [.q, .v]), seed: 2)
+        var g = SeededGenerator(seed: 3)
+        Fixtures.randomizeB(experts.experts, generator: &g, scale: 0.3)
+        let grads = ExpertGradients(experts: experts)
+        let sequences: [[Int32]] = [[1, 2, 3, 4, 5]]
+        let adapter = try ExpertMixtureAdapter(experts: experts, routes: [.expert(0)], tokenCounts: [5])
+        adapter.gradients = grads
+        let tape = try d.trainingForward(sequences, adapter: adapter)
+        let (_, dHidden, _) = try TokenCrossEntropy.lossAndGradient(hidden: tape.hidden, targets: try TokenCrossEntropy.nextTokenTargets(sequences),
+                                                                    lmHead: d.weights.lmHead)
+        XCTAssertThrowsError(try d.backward(tape, hiddenGradient: Tensor(zeros: [2, Self.config.hiddenSize])))
+        XCTAssertFalse(tape.isConsumed)
+        try d.backward(tape, hiddenGradient: dHidden)
+        XCTAssertTrue(tape.isConsumed)
+        let first = grads.parameterPairs(experts).map(\.gradient.values)
+        XCTAssertGreaterThan(first.flatMap { $0 }.map(abs).max()!, 0)
+        XCTAssertThrowsError(try d.backward(tape, hiddenGradient: dHidden)) { XCTAssertTrue("\($0)".contains("already run"), "\($0)") }
+        XCTAssertEqual(grads.parameterPairs(experts).map(\.gradient.values), first)
+    }
 }

@@ -61,6 +61,10 @@ public final class TrainingTape {
     public let adapter: TrainableAdapter?
     /// What the forward kept, and so what the backward recomputes.
     public let activationMemory: ActivationMemory
+    /// Whether `Decoder.backward` has run on this tape: it runs once, because it writes the
+    /// MLP's gate/up gradients over the kept projections (as PyTorch frees a graph after its
+    /// backward unless told to retain it).
+    public fileprivate(set) var isConsumed = false
     let layers: [LayerTape]
     /// `[N, C]` residual stream before the final norm.
     let final: Tensor
@@ -253,11 +257,19 @@ extension Decoder {
     /// with `baseGradients`, the base weights' gradients are accumulated too (full fine-tuning).
     /// A tape recorded with `ActivationMemory.recompute` has each layer's activations recomputed
     /// (the adapter replaying) right before that layer's backward.
+    ///
+    /// A tape's backward runs once (it overwrites kept activations; see `TrainingTape.isConsumed`)
+    /// and a second call throws. The backward is linear in `hiddenGradient`: for several losses
+    /// on one forward, add their hidden-state gradients and run it once.
     public func backward(_ tape: TrainingTape, hiddenGradient: Tensor, baseGradients: DecoderGradients? = nil) throws {
         let c = config, n = tape.rowCount
         guard hiddenGradient.shape == [n, c.hiddenSize] else {
             throw MoRAgentError.invalidArgument("hidden gradient of shape \(hiddenGradient.shape) for a tape of \(n) rows")
         }
+        guard !tape.isConsumed else {
+            throw MoRAgentError.invalidArgument("this tape's backward has already run (it reuses the tape's buffers): run a new training forward")
+        }
+        tape.isConsumed = true
         let width = c.hiddenSize, qkvWidth = c.qkvWidth, hd = c.headCount * c.headDimension, inter = c.intermediateSize, half = c.headDimension / 2
         let (cosines, sines) = rotaryTables(tape.rowRanges)
         let base = baseGradients?.weights
@@ -269,7 +281,7 @@ extension Decoder {
         Kernels.rmsNormBackward(tape.final.pointer, rows: n, columns: width, weight: weights.finalNorm.pointer, eps: c.rmsNormEps,
                                 outputGradient: hiddenGradient.pointer, addingInto: dx.pointer, weightGradient: base?.finalNorm.pointer)
         let h = Tensor(uninitialized: [n, width]), act = Tensor(uninitialized: [n, inter])
-        let dAct = Tensor(uninitialized: [n, inter]), dGateUp = Tensor(uninitialized: [n, 2 * inter])
+        let dAct = Tensor(uninitialized: [n, inter])
         let dh = Tensor(uninitialized: [n, width]), dAttention = Tensor(uninitialized: [n, hd]), dQKV = Tensor(uninitialized: [n, qkvWidth])
         for (layerIndex, layer) in weights.layers.enumerated().reversed() {
             let kept = tape.layers[layerIndex]
@@ -295,6 +307,9 @@ extension Decoder {
             }
             tape.adapter?.backward(layer: layerIndex, kind: .down, input: act.pointer, inputStride: inter, outputGradient: dx.pointer,
                                    outputGradientStride: width, inputGradient: dAct.pointer, inputGradientStride: inter, rows: n)
+            // In place: the gate/up projections become their gradient (nothing reads them after,
+            // and writing a fresh buffer would first read it into cache).
+            let dGateUp = t.gateUp
             Kernels.siluMultiplyBackward(rows: n, gateUp: t.gateUp.pointer, outputGradient: dAct.pointer, gateUpGradient: dGateUp.pointer, width: inter)
             // gate/up's input, for their weights' gradients alone (as `act` for down's).
             if lb != nil || tape.adapter.map({ $0.adapts(layer: layerIndex, kind: .gate) || $0.adapts(layer: layerIndex, kind: .up) }) == true {

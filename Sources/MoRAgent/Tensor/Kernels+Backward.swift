@@ -48,21 +48,22 @@ extension Kernels {
     }
 
     /// SwiGLU backward: for `a = silu(g)·u`, `du = da·silu(g)` and
-    /// `dg = da·u·σ(g)·(1 + g·(1 − σ(g)))`, written (not added) into `dGate`, `dUp`.
+    /// `dg = da·u·σ(g)·(1 + g·(1 − σ(g)))`, written (not added) into `dGate`, `dUp`, which may
+    /// be `gate` and `up` themselves (each element is read before it is written).
     public static func siluMultiplyBackward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, outputGradient da: UnsafePointer<Float>,
                                             gateGradient dGate: UnsafeMutablePointer<Float>, upGradient dUp: UnsafeMutablePointer<Float>, count n: Int) {
         var i = 0
         while i + 8 <= n {
-            let g = load(gate + i), a = load(da + i)
+            let g = load(gate + i), u = load(up + i), a = load(da + i)
             let s = 1 / (1 + exp(-g))
             store(a * g * s, dUp + i)
-            store(a * load(up + i) * s * (1 + g * (1 - s)), dGate + i)
+            store(a * u * s * multiplyAdd(g, 1 - s, V8(repeating: 1)), dGate + i)
             i += 8
         }
         while i < n {
-            let g = gate[i], s = 1 / (1 + expf(-g))
+            let g = gate[i], u = up[i], s = 1 / (1 + expf(-g))
             dUp[i] = da[i] * g * s
-            dGate[i] = da[i] * up[i] * s * (1 + g * (1 - s))
+            dGate[i] = da[i] * u * s * (1 + g * (1 - s))
             i += 1
         }
     }

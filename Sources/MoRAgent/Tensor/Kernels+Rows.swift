@@ -32,7 +32,8 @@ extension Kernels {
     }
 
     /// `siluMultiplyBackward` on every row: from `gateUp[N, 2I]` and `outputGradient[N, I]`,
-    /// writes `gateUpGradient[N, 2I]` (gate then up gradients in each row).
+    /// writes `gateUpGradient[N, 2I]` (gate then up gradients in each row), which may be
+    /// `gateUp` itself.
     public static func siluMultiplyBackward(rows n: Int, gateUp: UnsafePointer<Float>, outputGradient da: UnsafePointer<Float>,
                                             gateUpGradient dGateUp: UnsafeMutablePointer<Float>, width i: Int) {
         forEachRowRange(n, elements: n * i) { range in
