@@ -42,7 +42,7 @@ BUDGETS = {
     "full": dict(world="small", walkthroughs=2400, noise=0.3, pretrain_steps=3000, pretrain_batch=16, updates=40, groups=8, learning_rate=3e-3, mini_batches=4, kl_coefficient=0.1,
                  group_size=8, max_steps=30, eval_per_type=50),
     "quick": dict(world="mini", walkthroughs=800, noise=0.3, pretrain_steps=600, pretrain_batch=16, updates=30, groups=8, learning_rate=3e-3, mini_batches=4,
-                  kl_coefficient=0.1, group_size=8, max_steps=20, eval_per_type=50),
+                  kl_coefficient=0.1, group_size=8, max_steps=20, eval_per_type=200),
 }
 EXPERTS = 4
 # The household world sizes the budgets use: "small" has ALFWorld's six task types in rooms with
